@@ -1,0 +1,408 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled message decoding: raw queue payloads -> validated events + rejects.
+
+JSON is parsed by msgspec (shared with the twin, so both read the same bytes the same way); the
+per-event rules of SPEC section 2 run here as typed C: identifier scans, the RFC 3339 parser, hex and
+range checks. ``_decoder_py`` is the behavioural reference; a property test holds the two equal.
+"""
+
+cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport int64_t
+from libc.string cimport memcmp
+
+import msgspec
+import msgspec.structs
+
+from sentinel._core import _shared as S
+from sentinel._core._shared import EventRejected, EventWire
+
+cdef object _decoder = msgspec.json.Decoder(EventWire)
+cdef object _list_decoder = msgspec.json.Decoder(list[EventWire])
+cdef object _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+cdef object _encoder = msgspec.json.Encoder()
+cdef object _astuple = msgspec.structs.astuple
+cdef object _DecodeError = msgspec.DecodeError
+cdef object _ValidationError = msgspec.ValidationError
+cdef dict _TYPE_CODES = S.EVENT_TYPE_CODES
+cdef dict _LEVEL_CODES = S.LEVEL_CODES
+cdef tuple _PRIORITIES = S.PRIORITIES
+
+cdef enum:
+    STARTED = 0
+    HEARTBEAT = 1
+    PROGRESS = 2
+    LOG = 3
+    COMPLETED = 4
+    ERROR = 5
+    CANCELLED = 6
+
+# Positions of the wire fields in ``astuple(wire)``; tests/test_core.py checks them against EventWire.
+cdef enum:
+    F_EVENT_ID = 0
+    F_EVENT_TYPE = 1
+    F_PROCESS_ID = 2
+    F_TENANT_ID = 3
+    F_TIMESTAMP = 4
+    F_PROCESS_NAME = 5
+    F_PROCESS_TYPE = 6
+    F_PACKAGE_NAME = 7
+    F_PROCEDURE_NAME = 8
+    F_CORRELATION_ID = 9
+    F_METADATA = 10
+    F_STEP = 11
+    F_PERCENT = 12
+    F_MESSAGE = 13
+    F_LEVEL = 14
+    F_DETAILS = 15
+    F_COMPONENT = 16
+    F_TRACE_ID = 17
+    F_SPAN_ID = 18
+    F_DURATION_US = 19
+    F_RESULT = 20
+    F_ERROR_CODE = 21
+    F_ERROR_MESSAGE = 22
+    F_STACK_TRACE = 23
+    F_REASON = 24
+
+
+cdef int MAX_EVENT_ID = S.MAX_EVENT_ID
+cdef int MAX_PROCESS_ID = S.MAX_PROCESS_ID
+cdef int MAX_TENANT_ID = S.MAX_TENANT_ID
+cdef int MAX_NAME = S.MAX_NAME
+cdef int MAX_STEP = S.MAX_STEP
+cdef int MAX_TEXT = S.MAX_TEXT
+cdef int MAX_STACK = S.MAX_STACK
+cdef Py_ssize_t MAX_JSON = S.MAX_JSON
+cdef int MIN_YEAR = S.MIN_YEAR
+cdef int64_t MAX_US = S.MAX_US
+cdef object MAX_DURATION_US = S.MAX_DURATION_US
+cdef int[12] DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+
+@cython.freelist(512)
+cdef class Event:
+    """One validated event. Timestamps are integer microseconds since the Unix epoch, UTC."""
+
+    def __cinit__(self):
+        self.level = -1
+
+    @property
+    def event_type(self):
+        return S.EVENT_TYPES[self.kind]
+
+    @property
+    def priority(self):
+        return _PRIORITIES[self.kind]
+
+    def as_tuple(self):
+        return (self.component, self.correlation_id, self.details, self.duration_us, self.error_code,
+                self.error_message, self.event_id, self.kind, self.level, self.message, self.metadata,
+                self.package_name, self.percent, self.procedure_name, self.process_id, self.process_name,
+                self.process_type, self.reason, self.result, self.stack_trace, self.span_id, self.step,
+                self.tenant_id, self.trace_id, self.ts)
+
+
+cdef inline bint _is_control(Py_UCS4 ch) noexcept:
+    cdef unsigned int c = <unsigned int>ch
+    return c < 0x20 or 0x7F <= c <= 0x9F
+
+
+cdef inline int _digits(str text, Py_ssize_t at, Py_ssize_t count) noexcept:
+    """The decimal value of ``count`` ASCII digits at ``at``, or -1."""
+    cdef int value = 0
+    cdef Py_ssize_t i
+    cdef unsigned int c
+    for i in range(at, at + count):
+        c = <unsigned int>(<Py_UCS4>text[i])
+        if c < 48 or c > 57:
+            return -1
+        value = value * 10 + <int>(c - 48)
+    return value
+
+
+cdef bint parse_rfc3339(str text, int64_t* out) noexcept:
+    cdef Py_ssize_t n = len(text), pos = 19, frac_start
+    cdef int year, month, day, hour, minute, second, off_hour, off_minute, frac_digits
+    cdef int64_t micros = 0, offset = 0, y, era, yoe, doy, doe, days, us
+    cdef Py_UCS4 c
+    cdef unsigned int digit
+    cdef bint leap
+    if n < 20:
+        return False
+    year = _digits(text, 0, 4)
+    month = _digits(text, 5, 2)
+    day = _digits(text, 8, 2)
+    hour = _digits(text, 11, 2)
+    minute = _digits(text, 14, 2)
+    second = _digits(text, 17, 2)
+    if (year < 0 or month < 0 or day < 0 or hour < 0 or minute < 0 or second < 0
+            or text[4] != u'-' or text[7] != u'-' or text[13] != u':' or text[16] != u':'):
+        return False
+    c = text[10]
+    if c != u'T' and c != u't' and c != u' ':
+        return False
+    if text[pos] == u'.':
+        pos += 1
+        frac_start = pos
+        while pos < n:
+            digit = <unsigned int>(<Py_UCS4>text[pos])
+            if digit < 48 or digit > 57:
+                break
+            if pos - frac_start < 6:
+                micros = micros * 10 + <int>(digit - 48)
+            pos += 1
+        frac_digits = <int>(pos - frac_start)
+        if frac_digits == 0 or frac_digits > 9:
+            return False
+        while frac_digits < 6:
+            micros *= 10
+            frac_digits += 1
+    if pos >= n:
+        return False
+    c = text[pos]
+    if c == u'Z' or c == u'z':
+        if pos + 1 != n:
+            return False
+    elif c == u'+' or c == u'-':
+        if pos + 6 != n or text[pos + 3] != u':':
+            return False
+        off_hour = _digits(text, pos + 1, 2)
+        off_minute = _digits(text, pos + 4, 2)
+        if off_hour < 0 or off_minute < 0 or off_hour > 23 or off_minute > 59:
+            return False
+        offset = off_hour * 3600 + off_minute * 60
+        if c == u'-':
+            offset = -offset
+    else:
+        return False
+    if year < MIN_YEAR or month < 1 or month > 12 or hour > 23 or minute > 59 or second > 60:
+        return False
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if day < 1 or day > DAYS_IN_MONTH[month - 1] + (1 if month == 2 and leap else 0):
+        return False
+    # Days from the civil calendar (H. Hinnant); the year floor keeps every term positive.
+    y = year - 1 if month <= 2 else year
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    us = ((days * 86400 + hour * 3600 + minute * 60 + second) - offset) * 1000000 + micros
+    if us > MAX_US:
+        return False
+    out[0] = us
+    return True
+
+
+def parse_timestamp(value):
+    """RFC 3339 date-time with a mandatory offset -> microseconds since the epoch, UTC."""
+    cdef int64_t us
+    if type(value) is not str or not parse_rfc3339(<str>value, &us):
+        raise S.bad_timestamp(value)
+    return us
+
+
+cdef str _ident(object value, str field, int limit):
+    cdef Py_UCS4 c
+    if value is None:
+        raise S.missing(field)
+    if type(value) is not str or not 1 <= len(<str>value) <= limit:
+        raise S.need_text(field, 1, limit, value)
+    for c in <str>value:
+        if _is_control(c):
+            raise S.control_char(field)
+    return <str>value
+
+
+cdef inline object _text(object value, str field, int limit):
+    if value is None:
+        return None
+    if type(value) is not str or len(<str>value) > limit:
+        raise S.need_text(field, 0, limit, value)
+    return value
+
+
+cdef object _object(object raw, str field):
+    # Read the Raw slice through the buffer protocol: no intermediate bytes copy.
+    cdef Py_buffer view
+    cdef const char* data
+    cdef Py_ssize_t size
+    PyObject_GetBuffer(raw, &view, PyBUF_SIMPLE)
+    try:
+        size = view.len
+        data = <const char*>view.buf
+        if size == 0 or (size == 4 and memcmp(data, b"null", 4) == 0):
+            return None
+        if data[0] != 123:  # "{"
+            raise S.not_object(field)
+        if size > MAX_JSON:
+            raise S.too_large(field, MAX_JSON)
+        return PyUnicode_DecodeUTF8(data, size, NULL)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef object _hex(object value, str field, Py_ssize_t digits):
+    cdef Py_UCS4 c
+    cdef unsigned int code
+    if value is None:
+        return None
+    if type(value) is not str or len(<str>value) != digits:
+        raise S.bad_hex(field, digits)
+    for c in <str>value:
+        code = <unsigned int>c
+        if not (48 <= code <= 57 or 65 <= code <= 70 or 97 <= code <= 102):
+            raise S.bad_hex(field, digits)
+    return (<str>value).lower()
+
+
+cdef Event validate_wire(object wire, str tenant):
+    cdef Event event = Event.__new__(Event)
+    cdef object kind_name, value, code
+    cdef int kind
+    cdef tuple f = <tuple>_astuple(wire)
+    event.event_id = _ident(f[F_EVENT_ID], "event_id", MAX_EVENT_ID)
+    kind_name = f[F_EVENT_TYPE]
+    if kind_name is None:
+        raise S.missing("event_type")
+    code = _TYPE_CODES.get(kind_name) if type(kind_name) is str else None
+    if code is None:
+        raise S.bad_event_type(kind_name)
+    kind = <int>code
+    event.kind = kind
+    event.process_id = _ident(f[F_PROCESS_ID], "process_id", MAX_PROCESS_ID)
+    value = f[F_TENANT_ID]
+    if tenant is not None and value is None:
+        event.tenant_id = tenant
+    else:
+        event.tenant_id = _ident(value, "tenant_id", MAX_TENANT_ID)
+        if tenant is not None and event.tenant_id != tenant:
+            raise S.foreign_tenant(event.tenant_id)
+    value = f[F_TIMESTAMP]
+    if value is None:
+        raise S.missing("timestamp")
+    if type(value) is not str or not parse_rfc3339(<str>value, &event.ts):
+        raise S.bad_timestamp(value)
+
+    if kind == STARTED:
+        event.process_name = _text(f[F_PROCESS_NAME], "process_name", MAX_NAME)
+        event.process_type = _text(f[F_PROCESS_TYPE], "process_type", MAX_NAME)
+        event.package_name = _text(f[F_PACKAGE_NAME], "package_name", MAX_NAME)
+        event.procedure_name = _text(f[F_PROCEDURE_NAME], "procedure_name", MAX_NAME)
+        event.correlation_id = _text(f[F_CORRELATION_ID], "correlation_id", MAX_NAME)
+        event.metadata = _object(f[F_METADATA], "metadata")
+    elif kind == PROGRESS:
+        event.step = _text(f[F_STEP], "step", MAX_STEP)
+        value = f[F_PERCENT]
+        if value is not None:
+            if type(value) is not int and type(value) is not float or not 0 <= value <= 100:
+                raise S.bad_number("percent", "a number from 0 to 100", value)
+            event.percent = float(value)
+        event.metadata = _object(f[F_METADATA], "metadata")
+    elif kind == HEARTBEAT:
+        event.message = _text(f[F_MESSAGE], "message", MAX_TEXT)
+    elif kind == LOG:
+        value = f[F_LEVEL]
+        if value is None:
+            raise S.missing("level")
+        code = _LEVEL_CODES.get(value) if type(value) is str else None
+        if code is None:
+            raise S.bad_level(value)
+        event.level = <int>code
+        value = f[F_MESSAGE]
+        if value is None:
+            raise S.missing("message")
+        event.message = _text(value, "message", MAX_TEXT)
+        event.details = _object(f[F_DETAILS], "details")
+        event.component = _text(f[F_COMPONENT], "component", MAX_NAME)
+        event.correlation_id = _text(f[F_CORRELATION_ID], "correlation_id", MAX_NAME)
+        event.trace_id = _hex(f[F_TRACE_ID], "trace_id", 32)
+        event.span_id = _hex(f[F_SPAN_ID], "span_id", 16)
+        value = f[F_DURATION_US]
+        if value is not None:
+            if type(value) is not int or not 0 <= value <= MAX_DURATION_US:
+                raise S.bad_number("duration_us", "a whole number >= 0", value)
+            event.duration_us = value
+    elif kind == COMPLETED:
+        event.result = _object(f[F_RESULT], "result")
+    elif kind == ERROR:
+        event.error_code = _text(f[F_ERROR_CODE], "error_code", MAX_NAME)
+        event.error_message = _text(f[F_ERROR_MESSAGE], "error_message", MAX_TEXT)
+        event.stack_trace = _text(f[F_STACK_TRACE], "stack_trace", MAX_STACK)
+    else:
+        event.reason = _text(f[F_REASON], "reason", MAX_TEXT)
+    return event
+
+
+def validate(wire, tenant=None):
+    return validate_wire(wire, tenant)
+
+
+def decode_one(payload, tenant=None):
+    try:
+        wire = _decoder.decode(payload)
+    except (_DecodeError, _ValidationError) as exc:
+        raise S.json_error(exc) from None
+    return validate_wire(wire, tenant)
+
+
+def decode_batch(payloads):
+    """Decode queue payloads. Returns the valid events in input order and, for every other message,
+    ``(index, raw, code, reason)``."""
+    cdef list events = []
+    cdef list rejects = []
+    cdef Py_ssize_t index = 0
+    cdef object decode = _decoder.decode
+    for payload in payloads:
+        try:
+            events.append(validate_wire(decode(payload), None))
+        except EventRejected as exc:
+            rejects.append((index, payload, exc.code, exc.reason))
+        except (_DecodeError, _ValidationError) as exc:
+            rejected = S.json_error(exc)
+            rejects.append((index, payload, rejected.code, rejected.reason))
+        index += 1
+    return events, rejects
+
+
+def prepare_http(bytes body, str tenant, Py_ssize_t max_events):
+    """Validate a ``POST /events`` body for ``tenant``; see ``_decoder_py.prepare_http``."""
+    cdef bint typed = True
+    cdef list items, payloads = [], priorities = [], errors = []
+    cdef Py_ssize_t index = 0
+    cdef Event event
+    cdef bytes start = body.lstrip()[:1]
+    if start == b"{":
+        body = b"[" + body + b"]"
+    elif start != b"[":
+        raise S.BodyRejected("body must be a JSON object or an array of objects")
+    try:
+        items = _list_decoder.decode(body)
+    except _ValidationError:
+        typed = False
+        try:
+            items = _raw_list_decoder.decode(body)
+        except _DecodeError as exc:
+            raise S.BodyRejected(f"body is not valid JSON: {exc}") from None
+    except _DecodeError as exc:
+        raise S.BodyRejected(f"body is not valid JSON: {exc}") from None
+    if len(items) > max_events:
+        raise OverflowError(len(items))
+    encode = _encoder.encode
+    for item in items:
+        try:
+            wire = item if typed else _decoder.decode(item)
+            event = validate_wire(wire, tenant)
+        except (_DecodeError, _ValidationError) as exc:
+            rejected = S.json_error(exc)
+            errors.append((index, rejected.code, rejected.reason))
+        except EventRejected as exc:
+            errors.append((index, exc.code, exc.reason))
+        else:
+            wire.tenant_id = tenant
+            payloads.append(encode(wire))
+            priorities.append(_PRIORITIES[event.kind])
+        index += 1
+    return payloads, priorities, errors

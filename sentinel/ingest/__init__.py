@@ -1,0 +1,1 @@
+"""Ingest: queue -> compiled core -> store."""

@@ -1,0 +1,88 @@
+"""The ingest process: one consumer per embedded database, stopped cleanly by SIGTERM or SIGINT.
+
+The single-consumer rule is enforced by an exclusive ``flock`` on a file in the data directory, so
+it holds across processes and across ``sentinel serve`` instances: a second consumer waits as a
+standby and takes over when the first exits or dies (the kernel drops the lock with the process).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from sentinel.config import Settings
+from sentinel.ingest.worker import IngestWorker
+from sentinel.store import Store, open_store
+from sentinel.telemetry import metrics
+
+log = logging.getLogger("sentinel.ingest")
+
+
+@contextmanager
+def consumer_lock(path: Path, stop: threading.Event, poll: float = 0.5) -> Iterator[bool]:
+    """Hold the consumer lock; yields False if ``stop`` was set before it could be taken."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not announced:
+                    log.info("another ingest consumer holds %s; waiting as standby", path)
+                    announced = True
+                if stop.wait(poll):
+                    yield False
+                    return
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield True
+    finally:
+        os.close(fd)
+
+
+def run_ingest(settings: Settings, store: Store | None = None) -> int:
+    """Run the ingest consumer until SIGTERM/SIGINT. Returns the process exit status."""
+    store = store or open_store(settings)
+    stop = threading.Event()
+    worker: list[IngestWorker] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: finishing the batch in flight", signum)
+        stop.set()
+        for w in worker:
+            w.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    metrics.record_build_info()
+    lock_path = settings.data_dir / "ingest.lock"
+    try:
+        if settings.backend == "sqlite":
+            with consumer_lock(lock_path, stop) as acquired:
+                if not acquired:
+                    return 0
+                _run(store, settings, stop, worker)
+        else:
+            # Oracle: any number of replicas consume the same queue; AQ hands each message to one.
+            _run(store, settings, stop, worker)
+    finally:
+        store.close()
+    return 0
+
+
+def _run(store: Store, settings: Settings, stop: threading.Event, holder: list[IngestWorker]) -> None:
+    worker = IngestWorker(store, settings)
+    holder.append(worker)
+    if stop.is_set():
+        return
+    worker.run()

@@ -1,0 +1,95 @@
+"""The documents of the product contract (SPEC sections 3 and 4), shared by the store and the API.
+
+Times are aware UTC datetimes, which msgspec writes as RFC 3339 with ``Z``; JSON objects that were
+stored as text (``metadata``, ``result``, ``details``) travel as ``msgspec.Raw`` and are never re-parsed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import msgspec
+
+Status = Literal["RUNNING", "STALLED", "COMPLETED", "FAILED", "CANCELLED"]
+Level = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+STATUSES: tuple[Status, ...] = ("RUNNING", "STALLED", "COMPLETED", "FAILED", "CANCELLED")
+TERMINAL: frozenset[str] = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def from_us(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+def to_us(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def raw_json(text: str | bytes | None) -> msgspec.Raw | None:
+    if text is None:
+        return None
+    return msgspec.Raw(text.encode() if isinstance(text, str) else text)
+
+
+class ProcessStatus(msgspec.Struct, kw_only=True):
+    """The status document of one process (SPEC section 3)."""
+
+    process_id: str
+    tenant_id: str
+    status: Status
+    process_name: str | None = None
+    process_type: str | None = None
+    package_name: str | None = None
+    procedure_name: str | None = None
+    correlation_id: str | None = None
+    current_step: str | None = None
+    progress_percent: float | None = None
+    started_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_ms: int | None = None
+    estimated_completion: datetime | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    result: msgspec.Raw | None = None
+    metadata: msgspec.Raw | None = None
+    event_count: int = 0
+    log_count: int = 0
+
+
+class LogEntry(msgspec.Struct, kw_only=True):
+    """One log line of a process (SPEC section 4)."""
+
+    seq: int
+    timestamp: datetime
+    level: Level
+    message: str
+    details: msgspec.Raw | None = None
+    component: str | None = None
+    correlation_id: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    duration_us: int | None = None
+
+
+class DeadLetter(msgspec.Struct, kw_only=True):
+    id: int
+    code: str
+    reason: str
+    payload: str
+    dead_at: datetime
+    enqueued_at: datetime | None = None
+
+
+def estimate_completion(started_us: int | None, progress_us: int | None, percent: float | None) -> int | None:
+    """``started_at + elapsed x 100 / progress``, elapsed measured at the last progress report so the
+    estimate does not drift while the process is quiet."""
+    if started_us is None or progress_us is None or percent is None or not 0 < percent < 100:
+        return None
+    elapsed = progress_us - started_us
+    if elapsed <= 0:
+        return None
+    return started_us + int(elapsed * 100 / percent)

@@ -1,0 +1,160 @@
+"""The store protocol: everything ingest and the API need from a backend, and nothing else.
+
+Two adapters implement it: ``sqlite`` (embedded; the queue is a table in the same database) and
+``oracle`` (AQ queue, array DML). Every read takes the caller's tenant and filters on it; no method
+returns another tenant's rows. Times cross this boundary as integer microseconds since the epoch, UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from sentinel._core import Batch
+from sentinel.models import DeadLetter, LogEntry, ProcessStatus
+
+
+class StoreError(RuntimeError):
+    """The backend failed; the operation did not take effect."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """One raw queue message. ``handle`` identifies it to the consumer that fetched it."""
+
+    handle: object
+    payload: bytes
+    enqueued_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    code: str
+    reason: str
+    payload: bytes
+    enqueued_at: int | None
+    dead_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessQuery:
+    """Filters of ``GET /processes``; ``after`` is the keyset position ``(last_seen_at, process_id)``."""
+
+    statuses: tuple[str, ...] = ()
+    process_type: str | None = None
+    package_name: str | None = None
+    updated_since: int | None = None
+    after: tuple[int, str] | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """Filters of ``GET /logs/{id}``; ``after`` is the keyset position ``(timestamp, seq)``."""
+
+    min_level: int = 0
+    since: int | None = None
+    after: tuple[int, int] | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    depth: int
+    oldest_enqueued_at: int | None
+
+
+@dataclass(slots=True)
+class CommitOutcome:
+    """What a committed batch did, for metrics and logs."""
+
+    messages: int = 0
+    dead_letters: int = 0
+    logs: int = 0
+    statuses: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    """The single writer's view of the queue.
+
+    ``pipelined`` consumers (SQLite) fetch without holding a transaction, so a reader thread can
+    fetch the next messages while the writer commits; the messages leave the queue in ``commit``.
+    Others (Oracle AQ) fetch inside the transaction that ``commit`` ends; the worker then fetches,
+    builds and commits in one thread. Either way a batch's dequeue, log inserts, status merges,
+    dedupe keys and dead letters commit together or not at all.
+    """
+
+    pipelined: bool
+
+    def fetch(self, limit: int, wait_seconds: float) -> list[QueuedMessage]: ...
+
+    def seen(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which ``(tenant_id, event_id)`` keys were already ingested (and so are duplicates)."""
+        ...
+
+    def commit(
+        self, messages: Sequence[QueuedMessage], batch: Batch, dead_letters: Sequence[DeadLetterRow]
+    ) -> CommitOutcome: ...
+
+    def rollback(self, messages: Sequence[QueuedMessage]) -> None:
+        """Give the messages back to the queue after a failed batch."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    backend: str
+
+    def migrate(self) -> list[str]:
+        """Create or upgrade the schema; returns the migrations applied now."""
+        ...
+
+    def ping(self) -> None:
+        """Raise ``StoreError`` unless the database answers."""
+        ...
+
+    def close(self) -> None: ...
+
+    # producers
+    def enqueue(self, payloads: Sequence[bytes], priorities: Sequence[int]) -> int:
+        """Durably queue raw messages (committed on return)."""
+        ...
+
+    # the ingest consumer and its housekeeping
+    def consumer(self) -> Consumer: ...
+
+    def mark_stalled(self, idle_before: int, now: int) -> int:
+        """RUNNING processes with no event received since ``idle_before`` become STALLED."""
+        ...
+
+    def purge(self, logs_before: int, dedupe_before: int) -> tuple[int, int]:
+        """Delete logs with a timestamp before ``logs_before`` and dedupe keys seen before ``dedupe_before``."""
+        ...
+
+    def queue_stats(self) -> QueueStats: ...
+
+    def process_counts(self) -> dict[str, int]:
+        """Processes by status across tenants (for metrics, never served to a tenant)."""
+        ...
+
+    # readers (tenant-scoped)
+    def get_status(self, tenant_id: str, process_id: str) -> ProcessStatus | None: ...
+
+    def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]: ...
+
+    def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]: ...
+
+    def logs_after(self, tenant_id: str, process_id: str, after_seq: int, limit: int) -> list[LogEntry]:
+        """Logs stored after ``after_seq``, in storage order (the live tail of an SSE stream)."""
+        ...
+
+    def dead_letters(self, after_id: int, limit: int) -> list[DeadLetter]: ...
+
+    def secret(self, name: str) -> bytes:
+        """A random per-database secret (created on first use) shared by every replica."""
+        ...

@@ -1,0 +1,515 @@
+"""The embedded store: one SQLite file in WAL mode holding the queue and every table.
+
+Exactly one consumer writes batches (``sentinel.ingest`` holds a lock file to guarantee it); producers
+and readers use their own per-thread connections. WAL lets readers run while the writer commits, and
+each batch is one ``BEGIN IMMEDIATE`` transaction: the queue rows leave in the same commit that stores
+their effects, so a crash at any point loses nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import select
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from sentinel._core import Batch
+from sentinel.models import DeadLetter, LogEntry, ProcessStatus
+from sentinel.store.base import (
+    CommitOutcome,
+    DeadLetterRow,
+    LogQuery,
+    ProcessQuery,
+    QueuedMessage,
+    QueueStats,
+    StoreError,
+)
+from sentinel.store.rows import (
+    DEAD_LETTER_COLUMNS,
+    LOG_ENTRY_COLUMNS,
+    PROCESS_COLUMNS,
+    dead_letter_from_row,
+    log_from_row,
+    status_from_row,
+)
+
+BUSY_TIMEOUT_MS: Final = 10_000
+PURGE_CHUNK: Final = 5_000
+
+_NEWER_START = "excluded.started_at IS NOT NULL AND (started_at IS NULL OR excluded.started_at > started_at)"
+_NEWER_PROGRESS = "excluded.progress_at IS NOT NULL AND (progress_at IS NULL OR excluded.progress_at > progress_at)"
+_NEWER_METADATA = "excluded.metadata_at IS NOT NULL AND (metadata_at IS NULL OR excluded.metadata_at > metadata_at)"
+_NEWER_END = (
+    "excluded.ended_at IS NOT NULL AND (ended_at IS NULL OR excluded.ended_at > ended_at"
+    " OR (excluded.ended_at = ended_at AND excluded.terminal_rank > terminal_rank))"
+)
+
+
+def _pick(column: str, condition: str, value: str | None = None) -> str:
+    return f"{column} = CASE WHEN {condition} THEN {value or 'excluded.' + column} ELSE {column} END"
+
+
+# Binds follow sentinel._core.STATUS_COLUMNS (?1..?24); the merge is SPEC section 3 in SQL, the
+# same fold the core applies within a batch, so batch-then-merge equals event-by-event.
+UPSERT_STATUS: Final = f"""
+INSERT INTO processes (tenant_id, process_id, status, started_at, process_name, process_type, package_name,
+    procedure_name, correlation_id, progress_at, current_step, progress_percent, metadata_at, metadata,
+    last_seen_at, terminal_rank, ended_at, error_code, error_message, stack_trace, result, event_count,
+    log_count, updated_at)
+VALUES (?1, ?2, COALESCE(?15, 'RUNNING'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?16, ?17, ?18,
+    ?19, ?20, ?21, ?22, ?23, ?24)
+ON CONFLICT (tenant_id, process_id) DO UPDATE SET
+    {_pick("started_at", _NEWER_START)},
+    {_pick("process_name", _NEWER_START)},
+    {_pick("process_type", _NEWER_START)},
+    {_pick("package_name", _NEWER_START)},
+    {_pick("procedure_name", _NEWER_START)},
+    {_pick("correlation_id", _NEWER_START)},
+    {_pick("progress_at", _NEWER_PROGRESS)},
+    {_pick("current_step", _NEWER_PROGRESS, "COALESCE(excluded.current_step, current_step)")},
+    {_pick("progress_percent", _NEWER_PROGRESS, "COALESCE(excluded.progress_percent, progress_percent)")},
+    {_pick("metadata_at", _NEWER_METADATA)},
+    {_pick("metadata", _NEWER_METADATA)},
+    last_seen_at = MAX(last_seen_at, excluded.last_seen_at),
+    status = CASE WHEN {_NEWER_END} THEN excluded.status WHEN ended_at IS NOT NULL THEN status
+        ELSE 'RUNNING' END,
+    {_pick("terminal_rank", _NEWER_END)},
+    {_pick("error_code", _NEWER_END)},
+    {_pick("error_message", _NEWER_END)},
+    {_pick("stack_trace", _NEWER_END)},
+    {_pick("result", _NEWER_END)},
+    {_pick("ended_at", _NEWER_END)},
+    event_count = event_count + excluded.event_count,
+    log_count = log_count + excluded.log_count,
+    updated_at = excluded.updated_at
+"""
+INSERT_LOGS: Final = """
+INSERT INTO logs (tenant_id, process_id, event_id, ts, level, message, details, component, correlation_id,
+    trace_id, span_id, duration_us, ingested_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+INSERT_DEDUPE: Final = "INSERT OR IGNORE INTO dedupe (tenant_id, event_id, seen_at) VALUES (?, ?, ?)"
+INSERT_DEAD: Final = (
+    "INSERT INTO dead_letters (code, reason, payload, enqueued_at, dead_at) VALUES (?, ?, ?, ?, ?)"
+)
+DELETE_MESSAGES: Final = "DELETE FROM queue WHERE msg_id IN (SELECT value FROM json_each(?))"
+ENQUEUE: Final = "INSERT INTO queue (priority, enqueued_at, payload) VALUES (?, ?, ?)"
+
+_SELECT_PROCESS = f"SELECT {', '.join(PROCESS_COLUMNS)} FROM processes"
+_SELECT_LOG = f"SELECT {', '.join(LOG_ENTRY_COLUMNS)} FROM logs"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("sentinel.store").joinpath("sqlite_migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def wake_address(path: Path) -> bytes:
+    """The abstract-namespace datagram socket the consumer of this database listens on.
+
+    Abstract sockets leave no file behind and have no path-length limit; the name is derived from
+    the database path so that two databases on one host never wake each other."""
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
+    return b"\0sentinel-wake-" + digest.encode()
+
+
+class SqliteStore:
+    backend = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._wake_address = wake_address(self.path)
+        self._wake_socket: socket.socket | None = None
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+
+    # connections ---------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # FULL: a producer's commit must survive power loss before it is acknowledged.
+            conn = _connect(self.path, synchronous="FULL")
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        conn = conn or self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: cannot start a write transaction: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"sqlite: commit failed: {exc}") from exc
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: {exc}") from exc
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+        if self._wake_socket is not None:
+            self._wake_socket.close()
+            self._wake_socket = None
+
+    # schema --------------------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        conn = _connect(self.path, synchronous="FULL")
+        applied: list[str] = []
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            for version, name, script in _migrations():
+                conn.execute("BEGIN IMMEDIATE")
+                current = conn.execute("PRAGMA user_version").fetchone()[0]
+                if current >= version:
+                    conn.execute("ROLLBACK")
+                    continue
+                try:
+                    for statement in _statements(script):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {version:d}")
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK")
+                    raise StoreError(f"sqlite: migration {name} failed: {exc}") from exc
+                applied.append(name)
+        finally:
+            conn.close()
+        return applied
+
+    def schema_version(self) -> int:
+        return int(self._read("PRAGMA user_version")[0][0])
+
+    def ping(self) -> None:
+        self._read("SELECT 1")
+
+    def integrity_check(self) -> str:
+        return str(self._read("PRAGMA integrity_check")[0][0])
+
+    def secret(self, name: str) -> bytes:
+        rows = self._read("SELECT value FROM meta WHERE name = ?", (name,))
+        if rows:
+            return bytes(rows[0][0])
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)", (name, secrets.token_bytes(32)))
+        return bytes(self._read("SELECT value FROM meta WHERE name = ?", (name,))[0][0])
+
+    # producers -----------------------------------------------------------------------------
+    def enqueue(self, payloads: Sequence[bytes], priorities: Sequence[int]) -> int:
+        if len(payloads) != len(priorities):
+            raise ValueError("one priority per payload")
+        if not payloads:
+            return 0
+        stamp = now_us()
+        rows = [(priority, stamp, payload) for payload, priority in zip(payloads, priorities, strict=True)]
+        try:
+            with self.transaction() as conn:
+                conn.executemany(ENQUEUE, rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: enqueue failed: {exc}") from exc
+        self.notify()
+        return len(rows)
+
+    def notify(self) -> None:
+        """Wake the consumer now instead of at its next poll; nobody listening is fine."""
+        sock = self._wake_socket
+        if sock is None:
+            sock = self._wake_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+        try:
+            sock.sendto(b"!", self._wake_address)
+        except OSError:
+            pass
+
+    # consumer side -------------------------------------------------------------------------
+    def consumer(self) -> SqliteConsumer:
+        return SqliteConsumer(self)
+
+    def mark_stalled(self, idle_before: int, now: int) -> int:
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE processes SET status = 'STALLED' WHERE status = 'RUNNING' AND updated_at < ?",
+                (idle_before,),
+            )
+            return cursor.rowcount
+
+    def purge(self, logs_before: int, dedupe_before: int) -> tuple[int, int]:
+        # In chunks, so the single writer is never held up behind one long delete.
+        logs = self._purge_chunks(
+            "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE ts < ? LIMIT ?)", logs_before
+        )
+        keys = self._purge_chunks(
+            "DELETE FROM dedupe WHERE (tenant_id, event_id) IN "
+            "(SELECT tenant_id, event_id FROM dedupe WHERE seen_at < ? LIMIT ?)",
+            dedupe_before,
+        )
+        return logs, keys
+
+    def _purge_chunks(self, sql: str, before: int) -> int:
+        total = 0
+        while True:
+            with self.transaction() as conn:
+                count = conn.execute(sql, (before, PURGE_CHUNK)).rowcount
+            total += count
+            if count < PURGE_CHUNK:
+                return total
+
+    def queue_stats(self) -> QueueStats:
+        depth, oldest = self._read("SELECT COUNT(*), MIN(enqueued_at) FROM queue")[0]
+        return QueueStats(depth=depth, oldest_enqueued_at=oldest)
+
+    def process_counts(self) -> dict[str, int]:
+        return dict(self._read("SELECT status, COUNT(*) FROM processes GROUP BY status"))
+
+    # readers -------------------------------------------------------------------------------
+    def get_status(self, tenant_id: str, process_id: str) -> ProcessStatus | None:
+        rows = self._read(f"{_SELECT_PROCESS} WHERE tenant_id = ? AND process_id = ?", (tenant_id, process_id))
+        return status_from_row(rows[0]) if rows else None
+
+    def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]:
+        where = ["tenant_id = ?"]
+        params: list[Any] = [tenant_id]
+        if query.statuses:
+            where.append(f"status IN ({', '.join('?' * len(query.statuses))})")
+            params.extend(query.statuses)
+        if query.process_type is not None:
+            where.append("process_type = ?")
+            params.append(query.process_type)
+        if query.package_name is not None:
+            where.append("package_name = ?")
+            params.append(query.package_name)
+        if query.updated_since is not None:
+            where.append("updated_at >= ?")
+            params.append(query.updated_since)
+        if query.after is not None:
+            where.append("(last_seen_at < ? OR (last_seen_at = ? AND process_id > ?))")
+            params.extend((query.after[0], query.after[0], query.after[1]))
+        params.append(query.limit)
+        sql = f"{_SELECT_PROCESS} WHERE {' AND '.join(where)} ORDER BY last_seen_at DESC, process_id LIMIT ?"
+        return [status_from_row(row) for row in self._read(sql, params)]
+
+    def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]:
+        where = ["tenant_id = ?", "process_id = ?", "level >= ?"]
+        params: list[Any] = [tenant_id, process_id, query.min_level]
+        if query.since is not None:
+            where.append("ts >= ?")
+            params.append(query.since)
+        if query.after is not None:
+            where.append("(ts > ? OR (ts = ? AND seq > ?))")
+            params.extend((query.after[0], query.after[0], query.after[1]))
+        params.append(query.limit)
+        sql = f"{_SELECT_LOG} WHERE {' AND '.join(where)} ORDER BY ts, seq LIMIT ?"
+        return [log_from_row(row) for row in self._read(sql, params)]
+
+    def logs_after(self, tenant_id: str, process_id: str, after_seq: int, limit: int) -> list[LogEntry]:
+        rows = self._read(
+            f"{_SELECT_LOG} WHERE tenant_id = ? AND process_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (tenant_id, process_id, after_seq, limit),
+        )
+        return [log_from_row(row) for row in rows]
+
+    def dead_letters(self, after_id: int, limit: int) -> list[DeadLetter]:
+        rows = self._read(
+            f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        return [dead_letter_from_row(row) for row in rows]
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration on ';' at line ends; the embedded migrations hold no triggers or literals
+    that would need a real parser."""
+    out, current = [], []
+    for line in script.splitlines():
+        if line.lstrip().startswith("--"):
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statement = "\n".join(current).strip().rstrip(";")
+            if statement:
+                out.append(statement)
+            current = []
+    if "\n".join(current).strip():
+        out.append("\n".join(current).strip())
+    return out
+
+
+class SqliteConsumer:
+    """The one writer of an embedded database (see ``sentinel.store.base.Consumer``).
+
+    ``fetch`` claims messages in memory without a transaction; ``commit`` deletes them in the same
+    transaction as their effects and releases the claim. Claims die with the process, so after a
+    crash the uncommitted messages are simply read again."""
+
+    pipelined = True
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        # NORMAL is enough here: a batch lost to power failure rolls back its dequeue with it.
+        self._writer = _connect(store.path, synchronous="NORMAL")
+        self._reader = _connect(store.path, synchronous="NORMAL")
+        self._claimed: set[int] = set()
+        self._lock = threading.Lock()
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._listener.setblocking(False)
+        try:
+            self._listener.bind(wake_address(store.path))
+        except OSError:
+            # Another consumer has the address (it should not: ingest holds a lock). Fall back to polling.
+            self._listener.close()
+            self._listener = None  # type: ignore[assignment]
+
+    def _drain_wakeups(self) -> None:
+        if self._listener is None:
+            return
+        try:
+            while True:
+                self._listener.recv(64)
+        except OSError:
+            pass
+
+    def wait(self, seconds: float) -> None:
+        """Sleep until a producer signals new messages, or ``seconds`` pass."""
+        if self._listener is None:
+            time.sleep(seconds)
+            return
+        ready, _, _ = select.select([self._listener], [], [], seconds)
+        if ready:
+            self._drain_wakeups()
+
+    def fetch(self, limit: int, wait_seconds: float) -> list[QueuedMessage]:
+        messages = self._fetch(limit)
+        if not messages and wait_seconds > 0:
+            self.wait(wait_seconds)
+            messages = self._fetch(limit)
+        return messages
+
+    def _fetch(self, limit: int) -> list[QueuedMessage]:
+        self._drain_wakeups()
+        with self._lock:
+            claimed = len(self._claimed)
+        try:
+            ids = self._reader.execute(
+                "SELECT msg_id FROM queue ORDER BY priority, msg_id LIMIT ?", (limit + claimed,)
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: dequeue failed: {exc}") from exc
+        with self._lock:
+            fresh = [msg_id for (msg_id,) in ids if msg_id not in self._claimed][:limit]
+            self._claimed.update(fresh)
+        if not fresh:
+            return []
+        try:
+            # A new statement, so a new snapshot: rows the writer deleted since the id scan are gone.
+            rows = self._reader.execute(
+                "SELECT msg_id, enqueued_at, payload FROM queue WHERE msg_id IN (SELECT value FROM json_each(?))"
+                " ORDER BY priority, msg_id",
+                (msgspec.json.encode(fresh),),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            self._release(fresh)
+            raise StoreError(f"sqlite: dequeue failed: {exc}") from exc
+        if len(rows) != len(fresh):
+            self._release(set(fresh).difference(row[0] for row in rows))
+        return [QueuedMessage(handle=row[0], payload=row[2], enqueued_at=row[1]) for row in rows]
+
+    def _release(self, ids: Any) -> None:
+        with self._lock:
+            self._claimed.difference_update(ids)
+
+    def seen(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        if not keys:
+            return set()
+        try:
+            rows = self._writer.execute(
+                "SELECT tenant_id, event_id FROM dedupe WHERE (tenant_id, event_id) IN "
+                "(SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+                (msgspec.json.encode(keys),),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: dedupe lookup failed: {exc}") from exc
+        return {(tenant, event) for tenant, event in rows}
+
+    def commit(
+        self, messages: Sequence[QueuedMessage], batch: Batch, dead_letters: Sequence[DeadLetterRow]
+    ) -> CommitOutcome:
+        ids = [message.handle for message in messages]
+        try:
+            with self._store.transaction(self._writer) as conn:
+                conn.execute(DELETE_MESSAGES, (msgspec.json.encode(ids),))
+                if batch.dedupe_rows:
+                    conn.executemany(INSERT_DEDUPE, batch.dedupe_rows)
+                if batch.log_rows:
+                    conn.executemany(INSERT_LOGS, batch.log_rows)
+                if batch.status_rows:
+                    conn.executemany(UPSERT_STATUS, batch.status_rows)
+                if dead_letters:
+                    conn.executemany(
+                        INSERT_DEAD,
+                        [(d.code, d.reason, d.payload, d.enqueued_at, d.dead_at) for d in dead_letters],
+                    )
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: batch commit failed: {exc}") from exc
+        finally:
+            self._release(ids)
+        return CommitOutcome(
+            messages=len(ids),
+            dead_letters=len(dead_letters),
+            logs=len(batch.log_rows),
+            statuses=len(batch.status_rows),
+        )
+
+    def rollback(self, messages: Sequence[QueuedMessage]) -> None:
+        self._release([message.handle for message in messages])
+
+    def close(self) -> None:
+        self._writer.close()
+        self._reader.close()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None  # type: ignore[assignment]
