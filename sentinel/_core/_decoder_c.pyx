@@ -38,7 +38,7 @@ cdef enum:
     ERROR = 5
     CANCELLED = 6
 
-# Positions of the wire fields in ``astuple(wire)``; tests/test_core.py checks them against EventWire.
+# Positions of the wire fields in ``astuple(wire)``; checked against EventWire at import below.
 cdef enum:
     F_EVENT_ID = 0
     F_EVENT_TYPE = 1
@@ -66,6 +66,36 @@ cdef enum:
     F_STACK_TRACE = 23
     F_REASON = 24
 
+
+WIRE_FIELDS = (
+    "event_id",
+    "event_type",
+    "process_id",
+    "tenant_id",
+    "timestamp",
+    "process_name",
+    "process_type",
+    "package_name",
+    "procedure_name",
+    "correlation_id",
+    "metadata",
+    "step",
+    "percent",
+    "message",
+    "level",
+    "details",
+    "component",
+    "trace_id",
+    "span_id",
+    "duration_us",
+    "result",
+    "error_code",
+    "error_message",
+    "stack_trace",
+    "reason",
+)
+if EventWire.__struct_fields__ != WIRE_FIELDS:
+    raise ImportError("EventWire changed: update the F_* positions in _decoder_c.pyx")
 
 cdef int MAX_EVENT_ID = S.MAX_EVENT_ID
 cdef int MAX_PROCESS_ID = S.MAX_PROCESS_ID
