@@ -49,10 +49,22 @@ class Settings:
     max_body_bytes: int = 1_048_576
     drain_seconds: float = 0.0
     dev_mode: bool = False
+    runtime_dir: Path | None = None  # set by ``sentinel serve`` for its children: drain flag, locks
 
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "sentinel.db"
+
+    @property
+    def ingest_lock_path(self) -> Path:
+        """Held by the running ingest consumer: one per embedded database, one per Oracle pod."""
+        if self.backend == "sqlite" or self.runtime_dir is None:
+            return self.data_dir / "ingest.lock"
+        return self.runtime_dir / "ingest.lock"
+
+    @property
+    def drain_flag_path(self) -> Path | None:
+        return None if self.runtime_dir is None else self.runtime_dir / "draining"
 
     @property
     def http_workers(self) -> int:
@@ -177,6 +189,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev_mode: bool | None
         max_body_bytes=_int(env, "SENTINEL_MAX_BODY_BYTES", 1_048_576, 1024, 256 * 1_048_576),
         drain_seconds=_float(env, "SENTINEL_DRAIN_SECONDS", 0.0, 0.0, 600.0),
         dev_mode=_bool(env, "SENTINEL_DEV_MODE", False) if dev_mode is None else dev_mode,
+        runtime_dir=Path(runtime) if (runtime := _text(env, "SENTINEL_RUNTIME_DIR")) else None,
     )
     return settings
 

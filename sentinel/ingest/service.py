@@ -25,6 +25,21 @@ from sentinel.telemetry import metrics
 log = logging.getLogger("sentinel.ingest")
 
 
+def consumer_is_running(path: Path) -> bool:
+    """True while some process holds the consumer lock (a shared lock cannot be had then)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 @contextmanager
 def consumer_lock(path: Path, stop: threading.Event, poll: float = 0.5) -> Iterator[bool]:
     """Hold the consumer lock; yields False if ``stop`` was set before it could be taken."""
@@ -65,15 +80,12 @@ def run_ingest(settings: Settings, store: Store | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     metrics.record_build_info()
-    lock_path = settings.data_dir / "ingest.lock"
+    # On SQLite the lock makes this the database's only consumer; on Oracle (any number of replicas
+    # consume one AQ queue) it is per pod and only tells /ready that the consumer is alive.
     try:
-        if settings.backend == "sqlite":
-            with consumer_lock(lock_path, stop) as acquired:
-                if not acquired:
-                    return 0
-                _run(store, settings, stop, worker)
-        else:
-            # Oracle: any number of replicas consume the same queue; AQ hands each message to one.
+        with consumer_lock(settings.ingest_lock_path, stop) as acquired:
+            if not acquired:
+                return 0
             _run(store, settings, stop, worker)
     finally:
         store.close()

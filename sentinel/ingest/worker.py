@@ -27,6 +27,7 @@ log = logging.getLogger("sentinel.ingest")
 tracer = trace.get_tracer("sentinel.ingest")
 
 STATS_INTERVAL = 2.0
+SUMMARY_INTERVAL = 5.0
 HOUSEKEEPING_INTERVAL = 1.0
 PURGE_INTERVAL = 3600.0
 MAX_BACKOFF = 5.0
@@ -75,6 +76,8 @@ class IngestWorker:
         self._next_housekeeping = 0.0
         self._next_purge = 0.0
         self._next_stats = 0.0
+        self._next_summary = time.monotonic() + SUMMARY_INTERVAL
+        self._window = [0, 0, 0]  # events stored, dead letters, duplicates since the last summary
         self.batches = 0
         self.healthy = True
         self.last_batch_at = time.monotonic()
@@ -202,6 +205,9 @@ class IngestWorker:
         for kind, count in enumerate(batch.counts):
             if count:
                 metrics.EVENTS_INGESTED.labels(_core.EVENT_TYPES[kind]).inc(count)
+        self._window[0] += batch.accepted
+        self._window[1] += len(dead)
+        self._window[2] += batch.duplicates
         if batch.duplicates:
             metrics.EVENTS_DUPLICATE.inc(batch.duplicates)
         if dead:
@@ -236,6 +242,7 @@ class IngestWorker:
             log.error("housekeeping failed: %s", exc)
 
     def publish_stats(self) -> None:
+        """Refresh the queue and process gauges; every few seconds of activity, say what happened."""
         stats = self.store.queue_stats()
         metrics.QUEUE_DEPTH.set(stats.depth)
         lag = 0.0 if stats.oldest_enqueued_at is None else max(0.0, (now_us() - stats.oldest_enqueued_at) / 1e6)
@@ -243,3 +250,14 @@ class IngestWorker:
         counts = self.store.process_counts()
         for status in ("RUNNING", "STALLED", "COMPLETED", "FAILED", "CANCELLED"):
             metrics.PROCESSES.labels(status).set(counts.get(status, 0))
+        now = time.monotonic()
+        if now >= self._next_summary:
+            self._next_summary = now + SUMMARY_INTERVAL
+            stored, dead, dupes = self._window
+            if stored or dead or dupes:
+                self._window = [0, 0, 0]
+                log.info(
+                    "ingested %d events (%d dead-lettered, %d duplicates); queue %d, lag %.2fs; processes: %s",
+                    stored, dead, dupes, stats.depth, lag,
+                    ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none",
+                )

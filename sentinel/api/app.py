@@ -1,0 +1,82 @@
+"""The Litestar application factory (Granian target: ``sentinel.api.app:create_app``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.compression import CompressionConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from sentinel import __version__
+from sentinel.api.auth import PrincipalResolver
+from sentinel.api.controllers.events import EventController
+from sentinel.api.controllers.health import HealthController
+from sentinel.api.controllers.logs import LogController
+from sentinel.api.controllers.processes import ProcessController
+from sentinel.api.cursors import CursorCodec
+from sentinel.api.middleware import metrics_middleware
+from sentinel.api.problems import EXCEPTION_HANDLERS
+from sentinel.api.runtime import Runtime
+from sentinel.config import Settings, load_settings, require_identity_provider
+from sentinel.ingest.producer import EventProducer
+from sentinel.security import build_verifier
+from sentinel.store import open_store
+from sentinel.telemetry import metrics
+
+log = logging.getLogger("sentinel.api")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+    require_identity_provider(settings)
+    store = open_store(settings)
+    verifier = build_verifier(settings, on_fetch=metrics.record_jwks_fetch)
+    runtime = Runtime(
+        settings=settings,
+        store=store,
+        producer=EventProducer(store, max_events_per_commit=max(settings.batch_size, 10_000)),
+        cursors=CursorCodec(store.secret("cursor-hmac")),
+        principals=PrincipalResolver(verifier),
+        inline_reads=store.backend == "sqlite",
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        metrics.record_build_info()
+        await verifier.start()
+        await runtime.producer.start()
+        try:
+            yield
+        finally:
+            await runtime.producer.close()
+            await verifier.close()
+            store.close()
+
+    app = Litestar(
+        route_handlers=[HealthController, ProcessController, LogController, EventController],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[metrics_middleware],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Process Sentinel",
+            version=__version__,
+            description="Live status and logs of long-running processes, per tenant.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+            security=[{"bearer": []}],
+        ),
+        compression_config=CompressionConfig(backend="gzip", minimum_size=4096, exclude=["/logs/*"]),
+        debug=False,
+    )
+    app.state.runtime = runtime
+    app.state.principals = runtime.principals
+    return app

@@ -1,0 +1,78 @@
+"""``POST /events``: all or nothing, durably queued before the 202."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, post
+from litestar.di import Provide
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from sentinel import _core
+from sentinel.api.auth import provide_principal, require_ingest
+from sentinel.api.problems import ApiProblem
+from sentinel.api.runtime import Runtime
+from sentinel.api.schemas import Accepted, EventIn, ItemError
+from sentinel.ingest.producer import Overloaded
+from sentinel.security import Principal
+from sentinel.telemetry import metrics
+
+MAX_EVENTS = 10_000
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class EventController(Controller):
+    tags = ["events"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @post(
+        "/events",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Queue one event or an array of events for the caller's tenant",
+        description=(
+            "All or nothing: an invalid item refuses the whole request (422, naming each bad index) and "
+            "nothing is queued. 202 means the events are durably queued. Requires the ingest role."
+        ),
+        request_body_type=list[EventIn],  # documentation only: the core reads the raw body itself
+    )
+    async def post_events(self, request: Request[Any, Any, Any], principal: Principal) -> Accepted:
+        runtime: Runtime = request.app.state.runtime
+        require_ingest(principal, runtime.settings.ingest_role)
+        if not _is_json(request.headers.get("content-type", "")):
+            raise ApiProblem(415, "body must be application/json", code="unsupported_media_type")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > runtime.settings.max_body_bytes:
+            raise ApiProblem(413, f"body is larger than {runtime.settings.max_body_bytes} bytes", code="too_large")
+        body = await request.body()
+        try:
+            payloads, priorities, errors = _core.prepare_http(body, principal.tenant, MAX_EVENTS)
+        except _core.BodyRejected as exc:
+            raise ApiProblem(400, str(exc), code="bad_body") from None
+        except OverflowError:
+            raise ApiProblem(413, f"more than {MAX_EVENTS} events in one request", code="too_many_events") from None
+        if errors:
+            for _, code, _ in errors:
+                metrics.EVENTS_REJECTED.labels(code).inc()
+            items = [ItemError(index=i, code=c, reason=r) for i, c, r in errors]
+            if any(item.code == "foreign_tenant" for item in items):
+                raise ApiProblem(403, "events may only be posted for the token's own tenant; nothing was queued",
+                                 code="foreign_tenant", errors=items)
+            raise ApiProblem(
+                422,
+                f"{len(errors)} of {len(errors) + len(payloads)} events are invalid; nothing was queued",
+                code="invalid_events",
+                errors=items,
+            )
+        if not payloads:
+            raise ApiProblem(400, "no events in the body", code="bad_body")
+        try:
+            await runtime.producer.submit(payloads, priorities)
+        except Overloaded as exc:
+            raise ApiProblem(503, f"not accepting events right now: {exc}", code="overloaded",
+                             headers={"Retry-After": "1"}) from None
+        metrics.EVENTS_ACCEPTED.inc(len(payloads))
+        return Accepted(accepted=len(payloads))

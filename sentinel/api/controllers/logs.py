@@ -1,0 +1,118 @@
+"""``GET /logs/{process_id}``: pages of a process's logs, or a live Server-Sent Events stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from sentinel._core import LEVELS
+from sentinel.api.auth import provide_principal
+from sentinel.api.controllers.processes import NOT_FOUND, parse_time
+from sentinel.api.problems import ApiProblem
+from sentinel.api.runtime import Runtime
+from sentinel.api.schemas import LogPage
+from sentinel.models import TERMINAL, LogEntry, to_us
+from sentinel.security import Principal
+from sentinel.store.base import LogQuery
+
+POLL_SECONDS = 0.25
+STREAM_PAGE = 500
+KEEPALIVE_SECONDS = 15.0
+
+
+def parse_level(value: str | None) -> int:
+    if value is None:
+        return 0
+    try:
+        return LEVELS.index(value.strip().upper())
+    except ValueError:
+        raise ApiProblem(400, f"level: expected one of {', '.join(LEVELS)}", code="bad_request") from None
+
+
+def wants_stream(request: Request[Any, Any, Any], follow: bool) -> bool:
+    return follow or "text/event-stream" in request.headers.get("accept", "")
+
+
+class LogController(Controller):
+    tags = ["logs"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @get(
+        "/logs/{process_id:str}",
+        summary="Logs of one process, oldest first; with follow=true or Accept: text/event-stream, a live SSE stream",
+    )
+    async def logs(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Principal,
+        process_id: str,
+        level: Annotated[str | None, Parameter(description="minimum severity")] = None,
+        since: Annotated[str | None, Parameter(description="RFC 3339 date-time")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
+        follow: bool = False,
+    ) -> Response[Any]:
+        runtime: Runtime = request.app.state.runtime
+        min_level = parse_level(level)
+        since_us = parse_time("since", since)
+        if await runtime.read(runtime.store.get_status, principal.tenant, process_id) is None:
+            raise ApiProblem(404, NOT_FOUND, code="not_found")
+        if wants_stream(request, follow):
+            resume = request.headers.get("last-event-id", "0").strip()
+            after = int(resume) if resume.isdigit() else 0
+            return ServerSentEvent(self._stream(runtime, principal.tenant, process_id, min_level, since_us, after))
+        scope = ["logs", process_id, min_level, since_us]
+        after_key = None
+        if cursor is not None:
+            ts, seq = runtime.cursors.decode(cursor, principal.tenant, scope, (int, int))
+            after_key = (ts, seq)
+        query = LogQuery(min_level=min_level, since=since_us, after=after_key, limit=limit + 1)
+        items = await runtime.read(runtime.store.list_logs, principal.tenant, process_id, query)
+        next_cursor = None
+        if len(items) > limit:
+            items = items[:limit]
+            last = items[-1]
+            next_cursor = runtime.cursors.encode([to_us(last.timestamp), last.seq], principal.tenant, scope)
+        return Response(LogPage(items=items, next_cursor=next_cursor))
+
+    async def _stream(
+        self, runtime: Runtime, tenant: str, process_id: str, min_level: int, since: int | None, after: int
+    ) -> AsyncIterator[ServerSentEventMessage]:
+        """Everything stored so far in storage order, then new lines as they arrive; ends once the
+        process is terminal and its logs are out, or when the server drains."""
+        encode = msgspec.json.encode
+        idle = 0.0
+        while not runtime.draining:
+            batch: list[LogEntry] = await runtime.read(runtime.store.logs_after, tenant, process_id, after, STREAM_PAGE)
+            for entry in batch:
+                after = entry.seq
+                if LEVELS.index(entry.level) < min_level:
+                    continue
+                idle = 0.0
+                if since is not None and to_us(entry.timestamp) < since:
+                    continue
+                yield ServerSentEventMessage(data=encode(entry).decode(), event="log", id=entry.seq)
+            if len(batch) == STREAM_PAGE:
+                continue
+            status = await runtime.read(runtime.store.get_status, tenant, process_id)
+            if status is not None and status.status in TERMINAL:
+                # The terminal status and the logs of its batch commit together: one more read
+                # after seeing it catches every line stored up to that commit.
+                tail = await runtime.read(runtime.store.logs_after, tenant, process_id, after, STREAM_PAGE)
+                if not tail:
+                    yield ServerSentEventMessage(data=encode(status).decode(), event="end")
+                    return
+                continue
+            await asyncio.sleep(POLL_SECONDS)
+            idle += POLL_SECONDS
+            if idle >= KEEPALIVE_SECONDS:
+                idle = 0.0
+                yield ServerSentEventMessage(comment="keep-alive")
+        yield ServerSentEventMessage(data='{"reason":"server is shutting down"}', event="close")

@@ -1,0 +1,84 @@
+"""``GET /status/{process_id}`` and ``GET /processes``: tenant-scoped status reads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from sentinel import _core
+from sentinel.api.auth import provide_principal
+from sentinel.api.problems import ApiProblem
+from sentinel.api.runtime import Runtime
+from sentinel.api.schemas import ProcessPage
+from sentinel.models import STATUSES, ProcessStatus, to_us
+from sentinel.security import Principal
+from sentinel.store.base import ProcessQuery
+
+NOT_FOUND = "no such process"
+
+
+def parse_time(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(_core.parse_timestamp(value))
+    except _core.EventRejected:
+        raise ApiProblem(400, f"{name}: expected an RFC 3339 date-time with offset", code="bad_request") from None
+
+
+def parse_statuses(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    wanted = tuple(dict.fromkeys(part.strip().upper() for part in value.split(",") if part.strip()))
+    unknown = [s for s in wanted if s not in STATUSES]
+    if not wanted or unknown:
+        raise ApiProblem(400, f"status: expected a comma list of {', '.join(STATUSES)}", code="bad_request")
+    return wanted
+
+
+class ProcessController(Controller):
+    tags = ["processes"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @get("/status/{process_id:str}", summary="The status document of one process")
+    async def status(self, request: Request[Any, Any, Any], principal: Principal, process_id: str) -> ProcessStatus:
+        runtime: Runtime = request.app.state.runtime
+        found = await runtime.read(runtime.store.get_status, principal.tenant, process_id)
+        if found is None:
+            # The same answer for "never existed" and "another tenant's": nothing leaks either way.
+            raise ApiProblem(404, NOT_FOUND, code="not_found")
+        return found
+
+    @get("/processes", summary="Processes of the caller's tenant, newest activity first")
+    async def processes(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Principal,
+        status: Annotated[str | None, Parameter(description="comma list of statuses")] = None,
+        process_type: Annotated[str | None, Parameter(max_length=200)] = None,
+        package_name: Annotated[str | None, Parameter(max_length=200)] = None,
+        updated_since: Annotated[str | None, Parameter(description="RFC 3339 date-time")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
+    ) -> ProcessPage:
+        runtime: Runtime = request.app.state.runtime
+        statuses = parse_statuses(status)
+        since = parse_time("updated_since", updated_since)
+        scope = ["processes", list(statuses), process_type, package_name, since]
+        after = None
+        if cursor is not None:
+            seen_at, process_id = runtime.cursors.decode(cursor, principal.tenant, scope, (int, str))
+            after = (seen_at, process_id)
+        query = ProcessQuery(statuses=statuses, process_type=process_type, package_name=package_name,
+                             updated_since=since, after=after, limit=limit + 1)
+        items = await runtime.read(runtime.store.list_processes, principal.tenant, query)
+        next_cursor = None
+        if len(items) > limit:
+            items = items[:limit]
+            last = items[-1]
+            assert last.last_seen_at is not None
+            next_cursor = runtime.cursors.encode([to_us(last.last_seen_at), last.process_id], principal.tenant, scope)
+        return ProcessPage(items=items, next_cursor=next_cursor)

@@ -1,0 +1,38 @@
+"""What every request handler shares in one worker process, built once by the app factory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sentinel.api.auth import PrincipalResolver
+from sentinel.api.cursors import CursorCodec
+from sentinel.config import Settings
+from sentinel.ingest.producer import EventProducer
+from sentinel.store.base import Store
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    store: Store
+    producer: EventProducer
+    cursors: CursorCodec
+    principals: PrincipalResolver
+    # SQLite answers point reads in microseconds from the page cache: a thread hop would cost more
+    # than the query. A networked backend's calls leave the event loop.
+    inline_reads: bool
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.inline_reads:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    @property
+    def draining(self) -> bool:
+        flag = self.settings.drain_flag_path
+        return flag is not None and flag.exists()

@@ -1,0 +1,62 @@
+"""Request and response bodies of the HTTP API (SPEC section 4), all msgspec Structs."""
+
+from __future__ import annotations
+
+import msgspec
+
+from sentinel.models import LogEntry, ProcessStatus
+
+
+class ProcessPage(msgspec.Struct, kw_only=True):
+    items: list[ProcessStatus]
+    next_cursor: str | None
+
+
+class LogPage(msgspec.Struct, kw_only=True):
+    items: list[LogEntry]
+    next_cursor: str | None
+
+
+class Accepted(msgspec.Struct, kw_only=True):
+    accepted: int
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+    version: str
+    core: str
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    status: str
+    checks: dict[str, str]
+
+
+class ItemError(msgspec.Struct, kw_only=True):
+    index: int
+    code: str
+    reason: str
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    code: str | None = None
+    errors: list[ItemError] | None = None
+
+
+class EventIn(msgspec.Struct, kw_only=True):
+    """One event as posted (SPEC section 2); shown in the OpenAPI document. ``tenant_id`` may be left
+    out (it comes from the token) and must match the token's tenant when present. Type-specific
+    fields are listed in SPEC section 2; unknown fields are ignored."""
+
+    event_id: str
+    event_type: str
+    process_id: str
+    timestamp: str
+    tenant_id: str | None = None

@@ -1,0 +1,153 @@
+"""``sentinel serve``: the supervisor of Granian (HTTP workers), the ingest consumer and demo traffic.
+
+Shutdown order on SIGTERM/SIGINT (what Kubernetes expects of a pod):
+1. a drain flag appears: every worker's ``/ready`` answers 503 and open SSE streams close cleanly;
+2. after ``SENTINEL_DRAIN_SECONDS`` Granian is told to stop: it accepts nothing new and lets in-flight
+   requests finish;
+3. the ingest consumer finishes (commits or rolls back) its batch in flight; then the process exits.
+A consumer that dies unexpectedly is restarted; it is the only writer of an embedded database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+
+from sentinel import _core
+from sentinel.config import Settings
+from sentinel.telemetry.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+log = logging.getLogger("sentinel.serve")
+
+GRACE_SECONDS = 30.0
+
+
+def _banner(settings: Settings, host: str, port: int, workers: int) -> None:
+    where = settings.sqlite_path if settings.backend == "sqlite" else settings.oracle_connect_string
+    log.info("Process Sentinel on http://%s:%d  (%d HTTP worker(s), core=%s, store=%s %s)",
+             host, port, workers, _core.IMPLEMENTATION, settings.backend, where)
+    if settings.dev_mode:
+        bar = "!" * 78
+        log.warning(bar)
+        log.warning("DEV MODE: tokens are signed by a local key in %s; do not expose this server.",
+                    settings.data_dir)
+        log.warning("Mint one with:  sentinel token --tenant acme --data-dir %s", settings.data_dir)
+        log.warning(bar)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, env: dict[str, str]) -> None:
+        self.settings = settings
+        self.env = env
+        self.stopping = threading.Event()
+        self.ingest: subprocess.Popen[bytes] | None = None
+        self.http: subprocess.Popen[bytes] | None = None
+        self.demo: subprocess.Popen[bytes] | None = None
+
+    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", *args], env=self.env)
+
+    def start_ingest(self) -> None:
+        self.ingest = self.spawn("sentinel", "ingest")
+
+    def watch(self) -> None:
+        """Restart the ingest consumer if it dies; stop everything if Granian dies."""
+        while not self.stopping.wait(0.5):
+            if self.ingest is not None and self.ingest.poll() is not None:
+                log.error("ingest consumer exited with %s; restarting it", self.ingest.returncode)
+                self.start_ingest()
+            if self.http is not None and self.http.poll() is not None:
+                log.error("HTTP server exited with %s", self.http.returncode)
+                self.stopping.set()
+
+    def shutdown(self) -> None:
+        flag = self.settings.drain_flag_path
+        if flag is not None:
+            flag.touch()
+        if self.settings.drain_seconds:
+            log.info("draining for %.1fs: /ready answers 503", self.settings.drain_seconds)
+            time.sleep(self.settings.drain_seconds)
+        else:
+            time.sleep(0.3)  # let open SSE streams see the flag and say goodbye
+        for name, proc in (("demo", self.demo), ("http", self.http), ("ingest", self.ingest)):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    log.error("%s did not stop within %.0fs; killing it", name, GRACE_SECONDS)
+                    proc.kill()
+                    proc.wait()
+
+
+def serve(
+    settings: Settings,
+    *,
+    demo: bool = False,
+    demo_rate: float = 300.0,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> int:
+    host = host or settings.listen_address
+    port = settings.listen_port if port is None else port
+    workers = workers or settings.http_workers
+    runtime_dir = Path(tempfile.mkdtemp(prefix="sentinel-run-"))
+    settings = replace(settings, runtime_dir=runtime_dir)
+    if settings.backend == "sqlite":
+        from sentinel.store.sqlite import SqliteStore
+
+        store = SqliteStore(settings.sqlite_path)
+        store.migrate()
+        store.close()
+    if settings.dev_mode:
+        from sentinel.security import DevAuthority
+
+        DevAuthority(settings.data_dir, tenant_claim=settings.tenant_claim)
+    metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or runtime_dir / "metrics")
+    prepare_multiprocess_dir(metrics_dir)
+    env = dict(os.environ)
+    env.update({
+        "SENTINEL_RUNTIME_DIR": str(runtime_dir),
+        "SENTINEL_DATA_DIR": str(settings.data_dir),
+        "SENTINEL_DEV_MODE": "1" if settings.dev_mode else "0",
+        MULTIPROC_ENV: str(metrics_dir),
+    })
+    _banner(settings, host, port, workers)
+    supervisor = Supervisor(settings, env)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        supervisor.stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        supervisor.start_ingest()
+        supervisor.http = supervisor.spawn(
+            "granian", "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
+            "--workers", str(workers), "--loop", "uvloop", "--no-ws", "--log-level", "warning",
+            "--workers-kill-timeout", str(int(GRACE_SECONDS)),
+            "sentinel.api.app:create_app",
+        )
+        if demo:
+            supervisor.demo = supervisor.spawn(
+                "sentinel", "simulate", "--forever", "--rate", str(demo_rate), "--processes", "200",
+                "--invalid-rate", "0.002", "--tenant", "acme", "--tenant", "globex", "--quiet",
+            )
+            log.info("demo traffic: ~%.0f events/s for tenants acme and globex", demo_rate)
+        supervisor.watch()
+        log.info("stopping")
+        supervisor.shutdown()
+    finally:
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+    return 0
