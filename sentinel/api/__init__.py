@@ -1,0 +1,1 @@
+"""The HTTP API (SPEC section 4): a Litestar app served by Granian."""
