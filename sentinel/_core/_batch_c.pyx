@@ -71,6 +71,7 @@ cdef class RowArena:
 
 
 @cython.final
+@cython.no_gc
 @cython.freelist(64)
 cdef class _Status:
     pass
@@ -202,13 +203,16 @@ cdef class BatchBuilder:
         cdef list pool = self._pool
         cdef bint check_seen = len(seen) > 0
         cdef tuple key, pkey
+        cdef list todo = events if type(events) is list else list(events)
+        cdef Py_ssize_t position, total = len(todo)
         for i in range(7):
             counts[i] = 0
         self._logs.reset()
         self._statuses.reset()
         self._dedupe.reset()
         index.clear()
-        for event in events:
+        for position in range(total):
+            event = <Event>todo[position]
             key = (event.tenant_id, event.event_id)
             if key in batch_keys or (check_seen and key in seen):
                 duplicates += 1

@@ -1,26 +1,24 @@
 """The ingest worker: queue -> compiled core -> store, one committed batch at a time.
 
-With a pipelined consumer (SQLite) a reader thread fetches and decodes the next messages into the
-core's ring while the writer commits the previous batch; otherwise (Oracle AQ, whose dequeue belongs
-to the writer's transaction) one thread fetches, builds and commits. Between batches the writer does
-the housekeeping that must not race it: stall detection and log retention.
+Fetched messages are decoded at once and wait in the core's ring until a batch is cut: when it holds
+``SENTINEL_BATCH_SIZE`` messages or its oldest is ``SENTINEL_FLUSH_INTERVAL_MS`` old. The ring is
+bounded (what it holds is fetched but uncommitted), so a slow store holds the reader back instead of
+growing memory. One thread does it all: decoding and batching hold the GIL, so a second thread would
+only trade places with this one (measured: slower), while the store's I/O already releases it.
+Between batches the worker does the housekeeping that must not race it: stalls and retention.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import trace
 
 from sentinel import _core
 from sentinel.config import Settings
-from sentinel.ingest.batching import BatchRing
-from sentinel.store.base import Consumer, DeadLetterRow, QueuedMessage, Store, StoreError
+from sentinel.store.base import Consumer, DeadLetterRow, DuplicateKeys, QueuedMessage, Store, StoreError
 from sentinel.telemetry import metrics
 
 log = logging.getLogger("sentinel.ingest")
@@ -31,35 +29,25 @@ SUMMARY_INTERVAL = 5.0
 HOUSEKEEPING_INTERVAL = 1.0
 PURGE_INTERVAL = 3600.0
 MAX_BACKOFF = 5.0
+MAX_REBUILDS = 3
 
 
 def now_us() -> int:
     return time.time_ns() // 1000
 
 
-@dataclass(slots=True)
-class Decoded:
-    """One fetched message after the core: its event, or why it was refused."""
+class Chunk(NamedTuple):
+    """Messages from one fetch, decoded together: their valid events and the rejects
+    ``(index, raw, code, reason)``. The ring holds chunks, so the hot path makes no object per message."""
 
-    message: QueuedMessage
-    event: Any
-    code: str | None = None
-    reason: str | None = None
+    messages: list[QueuedMessage]
+    events: list[Any]
+    rejects: list[tuple[int, bytes, str, str]]
 
 
-def decode_messages(messages: Sequence[QueuedMessage]) -> list[Decoded]:
-    events, rejects = _core.decode_batch([message.payload for message in messages])
-    out: list[Decoded] = []
-    event_iter = iter(events)
-    reject_iter = iter(rejects)
-    next_reject = next(reject_iter, None)
-    for index, message in enumerate(messages):
-        if next_reject is not None and next_reject[0] == index:
-            out.append(Decoded(message, None, next_reject[2], next_reject[3]))
-            next_reject = next(reject_iter, None)
-        else:
-            out.append(Decoded(message, next(event_iter)))
-    return out
+def decode_chunk(messages: list[QueuedMessage]) -> Chunk:
+    events, rejects = _core.decode_batch([message[1] for message in messages])
+    return Chunk(messages, events, rejects)
 
 
 class IngestWorker:
@@ -70,120 +58,107 @@ class IngestWorker:
         self.builder = _core.BatchBuilder(retain=max(4096, settings.batch_size * 2))
         self.batch_size = settings.batch_size
         self.flush_interval = settings.flush_interval_ms / 1000
-        self.ring = BatchRing(capacity=settings.batch_size * 2)
-        self._stop = threading.Event()
-        self._reader_error: BaseException | None = None
+        # Chunks, never more than a batch's worth of messages (``pending`` counts those).
+        self.ring = _core.Ring(settings.batch_size)
+        self.pending = 0
+        self._stopping = False
+        self._last_stamp = 0
         self._next_housekeeping = 0.0
         self._next_purge = 0.0
         self._next_stats = 0.0
         self._next_summary = time.monotonic() + SUMMARY_INTERVAL
         self._window = [0, 0, 0]  # events stored, dead letters, duplicates since the last summary
         self.batches = 0
+        self.messages_done = 0
         self.healthy = True
         self.last_batch_at = time.monotonic()
 
     # lifecycle ------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Ask the worker to finish: the batch in flight commits (or rolls back), nothing else starts."""
-        self._stop.set()
-        self.ring.close()
+        """Ask the worker to finish: the batch in flight commits (or rolls back), nothing else starts.
+        Safe from a signal handler or another thread."""
+        self._stopping = True
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self._stopping
 
     def run(self) -> None:
         """Run until ``stop()``; returns after the last batch has committed or rolled back."""
-        log.info("ingest started (core=%s, batch=%d, flush=%.0fms, %s)", _core.IMPLEMENTATION,
-                 self.batch_size, self.flush_interval * 1000,
-                 "pipelined" if self.consumer.pipelined else "inline")
+        log.info("ingest started (core=%s, batch=%d, flush=%.0fms)", _core.IMPLEMENTATION,
+                 self.batch_size, self.flush_interval * 1000)
         try:
-            if self.consumer.pipelined:
-                reader = threading.Thread(target=self._read_loop, name="sentinel-ingest-reader", daemon=True)
-                reader.start()
-                try:
-                    self._write_loop()
-                finally:
-                    self.stop()
-                    reader.join()
-                if self._reader_error is not None:
-                    raise self._reader_error
-            else:
-                self._inline_loop()
+            self._loop()
         finally:
+            leftover = self.ring.pop_many(len(self.ring))
+            if leftover:
+                # Never committed: still in the source queue, handed back for the next consumer.
+                self.consumer.rollback([m for chunk in leftover for m in chunk.messages])
             self.consumer.close()
             log.info("ingest stopped after %d batches", self.batches)
 
-    # pipelined: reader thread + writer ----------------------------------------------------------
-    def _read_loop(self) -> None:
+    def _loop(self) -> None:
+        ring = self.ring
         backoff = 0.1
-        while not self._stop.is_set():
-            free = self.ring.wait_for_space(self.flush_interval)
-            if free == 0:
-                continue
-            try:
-                messages = self.consumer.fetch(min(free, self.batch_size), self.flush_interval)
-            except StoreError as exc:
-                log.error("dequeue failed, retrying in %.1fs: %s", backoff, exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                continue
-            except BaseException as exc:
-                self._reader_error = exc
-                self.stop()
-                raise
-            backoff = 0.1
-            if messages:
-                self.ring.put_many(decode_messages(messages))
-
-    def _write_loop(self) -> None:
-        backoff = 0.1
-        while True:
-            items = self.ring.take_batch(self.batch_size, self.flush_interval, timeout=HOUSEKEEPING_INTERVAL)
-            if items:
-                if self._process([item.message for item in items], items):
+        while not self._stopping:
+            room = self.batch_size - self.pending
+            if room > 0:
+                age = time.monotonic() - ring.oldest_stamp() if len(ring) else 0.0
+                try:
+                    messages = self.consumer.fetch(room, max(0.0, self.flush_interval - age))
+                except StoreError as exc:
+                    log.error("dequeue failed, retrying in %.1fs: %s", backoff, exc)
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+                    continue
+                if messages:
+                    ring.push(decode_chunk(messages), time.monotonic())
+                    self.pending += len(messages)
+            if self.pending and (
+                self.pending >= self.batch_size or time.monotonic() - ring.oldest_stamp() >= self.flush_interval
+            ):
+                chunks: list[Chunk] = ring.pop_many(len(ring))
+                self.pending = 0
+                if self._process(chunks):
                     backoff = 0.1
                 else:
-                    self._stop.wait(backoff)
+                    time.sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF)
-            if self._stop.is_set():
-                return
-            self._housekeeping()
-
-    # inline: fetch, build and commit in one transaction ------------------------------------------
-    def _inline_loop(self) -> None:
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                messages = self.consumer.fetch(self.batch_size, self.flush_interval)
-            except StoreError as exc:
-                log.error("dequeue failed, retrying in %.1fs: %s", backoff, exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                continue
-            if messages and not self._process(messages, decode_messages(messages)):
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                continue
-            backoff = 0.1
             self._housekeeping()
 
     # one batch ------------------------------------------------------------------------------------
-    def _process(self, messages: list[QueuedMessage], decoded: list[Decoded]) -> bool:
+    def _stamp(self) -> int:
+        """Ingest time of a batch, strictly increasing so a batch's dedupe keys are told apart from
+        every earlier batch's (see ``DuplicateKeys``)."""
+        self._last_stamp = max(now_us(), self._last_stamp + 1)
+        return self._last_stamp
+
+    def _process(self, chunks: list[Chunk]) -> bool:
         started = time.perf_counter()
-        stamp = now_us()
-        events = [item.event for item in decoded if item.event is not None]
+        stamp = self._stamp()
+        if len(chunks) == 1:
+            messages, events = chunks[0].messages, chunks[0].events
+        else:
+            messages = [m for chunk in chunks for m in chunk.messages]
+            events = [e for chunk in chunks for e in chunk.events]
         dead = [
-            DeadLetterRow(item.code or "", item.reason or "", item.message.payload, item.message.enqueued_at, stamp)
-            for item in decoded
-            if item.event is None
+            DeadLetterRow(code, reason, raw, chunk.messages[index].enqueued_at, stamp)
+            for chunk in chunks
+            for index, raw, code, reason in chunk.rejects
         ]
         with tracer.start_as_current_span("ingest.batch") as span:
             span.set_attribute("sentinel.batch.messages", len(messages))
             try:
                 seen = self.consumer.seen([(event.tenant_id, event.event_id) for event in events]) if events else set()
-                batch = self.builder.build(events, seen, stamp)
-                outcome = self.consumer.commit(messages, batch, dead)
+                for attempt in range(MAX_REBUILDS + 1):
+                    batch = self.builder.build(events, seen, stamp)
+                    try:
+                        outcome = self.consumer.commit(messages, batch, dead)
+                        break
+                    except DuplicateKeys as repeats:
+                        if attempt == MAX_REBUILDS:
+                            raise StoreError("dedupe keys kept changing under the batch") from repeats
+                        seen = set(seen) | repeats.keys
             except StoreError as exc:
                 self.consumer.rollback(messages)
                 metrics.BATCH_FAILURES.inc()
@@ -198,6 +173,7 @@ class IngestWorker:
             span.set_attribute("sentinel.batch.duplicates", batch.duplicates)
         self.healthy = True
         self.batches += 1
+        self.messages_done += len(messages)
         self.last_batch_at = time.monotonic()
         elapsed = time.perf_counter() - started
         metrics.BATCH_SIZE.observe(len(messages))

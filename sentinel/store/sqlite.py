@@ -29,6 +29,7 @@ from sentinel.models import DeadLetter, LogEntry, ProcessStatus
 from sentinel.store.base import (
     CommitOutcome,
     DeadLetterRow,
+    DuplicateKeys,
     LogQuery,
     ProcessQuery,
     QueuedMessage,
@@ -382,27 +383,24 @@ def _statements(script: str) -> list[str]:
 class SqliteConsumer:
     """The one writer of an embedded database (see ``sentinel.store.base.Consumer``).
 
-    ``fetch`` claims messages in memory without a transaction; ``commit`` deletes them in the same
+    ``fetch`` claims messages in memory, without a transaction; ``commit`` deletes them in the same
     transaction as their effects and releases the claim. Claims die with the process, so after a
-    crash the uncommitted messages are simply read again."""
-
-    pipelined = True
+    crash the uncommitted messages are simply read again. Dedupe is optimistic: the keys are inserted
+    with the batch, and only when some already existed is the batch rolled back and rebuilt."""
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
         # NORMAL is enough here: a batch lost to power failure rolls back its dequeue with it.
-        self._writer = _connect(store.path, synchronous="NORMAL")
-        self._reader = _connect(store.path, synchronous="NORMAL")
+        self._conn = _connect(store.path, synchronous="NORMAL")
         self._claimed: set[int] = set()
-        self._lock = threading.Lock()
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._listener: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._listener.setblocking(False)
         try:
             self._listener.bind(wake_address(store.path))
         except OSError:
-            # Another consumer has the address (it should not: ingest holds a lock). Fall back to polling.
+            # Another consumer has the address (ingest's lock should prevent it): fall back to polling.
             self._listener.close()
-            self._listener = None  # type: ignore[assignment]
+            self._listener = None
 
     def _drain_wakeups(self) -> None:
         if self._listener is None:
@@ -413,7 +411,7 @@ class SqliteConsumer:
         except OSError:
             pass
 
-    def wait(self, seconds: float) -> None:
+    def _wait(self, seconds: float) -> None:
         """Sleep until a producer signals new messages, or ``seconds`` pass."""
         if self._listener is None:
             time.sleep(seconds)
@@ -425,65 +423,53 @@ class SqliteConsumer:
     def fetch(self, limit: int, wait_seconds: float) -> list[QueuedMessage]:
         messages = self._fetch(limit)
         if not messages and wait_seconds > 0:
-            self.wait(wait_seconds)
+            self._wait(wait_seconds)
             messages = self._fetch(limit)
         return messages
 
     def _fetch(self, limit: int) -> list[QueuedMessage]:
         self._drain_wakeups()
-        with self._lock:
-            claimed = len(self._claimed)
+        claimed = self._claimed
         try:
-            ids = self._reader.execute(
-                "SELECT msg_id FROM queue ORDER BY priority, msg_id LIMIT ?", (limit + claimed,)
+            rows = self._conn.execute(
+                "SELECT msg_id, payload, enqueued_at FROM queue ORDER BY priority, msg_id LIMIT ?",
+                (limit + len(claimed),),
             ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite: dequeue failed: {exc}") from exc
-        with self._lock:
-            fresh = [msg_id for (msg_id,) in ids if msg_id not in self._claimed][:limit]
-            self._claimed.update(fresh)
-        if not fresh:
-            return []
-        try:
-            # A new statement, so a new snapshot: rows the writer deleted since the id scan are gone.
-            rows = self._reader.execute(
-                "SELECT msg_id, enqueued_at, payload FROM queue WHERE msg_id IN (SELECT value FROM json_each(?))"
-                " ORDER BY priority, msg_id",
-                (msgspec.json.encode(fresh),),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            self._release(fresh)
-            raise StoreError(f"sqlite: dequeue failed: {exc}") from exc
-        if len(rows) != len(fresh):
-            self._release(set(fresh).difference(row[0] for row in rows))
-        return [QueuedMessage(handle=row[0], payload=row[2], enqueued_at=row[1]) for row in rows]
-
-    def _release(self, ids: Any) -> None:
-        with self._lock:
-            self._claimed.difference_update(ids)
+        make = QueuedMessage._make
+        out = [make(row) for row in rows if row[0] not in claimed][:limit] if claimed else list(map(make, rows))
+        claimed.update(message.handle for message in out)
+        return out
 
     def seen(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        if not keys:
-            return set()
-        try:
-            rows = self._writer.execute(
-                "SELECT tenant_id, event_id FROM dedupe WHERE (tenant_id, event_id) IN "
-                "(SELECT value ->> 0, value ->> 1 FROM json_each(?))",
-                (msgspec.json.encode(keys),),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite: dedupe lookup failed: {exc}") from exc
-        return {(tenant, event) for tenant, event in rows}
+        return set()  # optimistic: commit() finds repeats while inserting the keys
+
+    def _stored_before(self, rows: Sequence[Sequence[Any]]) -> set[tuple[str, str]]:
+        stamp = rows[0][2]
+        found = self._conn.execute(
+            "SELECT tenant_id, event_id FROM dedupe WHERE seen_at <> ? AND (tenant_id, event_id) IN "
+            "(SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+            (stamp, msgspec.json.encode([row[:2] for row in rows])),
+        ).fetchall()
+        return {(tenant, event) for tenant, event in found}
 
     def commit(
         self, messages: Sequence[QueuedMessage], batch: Batch, dead_letters: Sequence[DeadLetterRow]
     ) -> CommitOutcome:
         ids = [message.handle for message in messages]
+        conn = self._conn
         try:
-            with self._store.transaction(self._writer) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
                 conn.execute(DELETE_MESSAGES, (msgspec.json.encode(ids),))
                 if batch.dedupe_rows:
+                    before = conn.total_changes
                     conn.executemany(INSERT_DEDUPE, batch.dedupe_rows)
+                    if conn.total_changes - before != len(batch.dedupe_rows):
+                        repeats = self._stored_before(batch.dedupe_rows)
+                        conn.execute("ROLLBACK")
+                        raise DuplicateKeys(repeats)
                 if batch.log_rows:
                     conn.executemany(INSERT_LOGS, batch.log_rows)
                 if batch.status_rows:
@@ -493,10 +479,14 @@ class SqliteConsumer:
                         INSERT_DEAD,
                         [(d.code, d.reason, d.payload, d.enqueued_at, d.dead_at) for d in dead_letters],
                     )
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite: batch commit failed: {exc}") from exc
-        finally:
-            self._release(ids)
+        self._claimed.difference_update(ids)
         return CommitOutcome(
             messages=len(ids),
             dead_letters=len(dead_letters),
@@ -505,11 +495,10 @@ class SqliteConsumer:
         )
 
     def rollback(self, messages: Sequence[QueuedMessage]) -> None:
-        self._release([message.handle for message in messages])
+        self._claimed.difference_update(message.handle for message in messages)
 
     def close(self) -> None:
-        self._writer.close()
-        self._reader.close()
+        self._conn.close()
         if self._listener is not None:
             self._listener.close()
-            self._listener = None  # type: ignore[assignment]
+            self._listener = None

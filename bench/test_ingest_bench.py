@@ -1,0 +1,119 @@
+"""End to end: queue -> core -> SQLite, against the raw limit of the same store.
+
+In one run, on fresh databases with the same messages:
+- pipeline: messages waiting in the queue table, drained by the real ``IngestWorker`` (dequeue, decode,
+  dedupe lookup, build, one transaction per batch);
+- raw limit: the same statements the writer must run for those messages (queue delete, dedupe, log
+  inserts, status upserts, commit per batch) with rows prebuilt before the clock starts: no decoding,
+  no reading, no dedupe lookup. What any correct pipeline on this store has to pay at least.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from conftest import record_ratio
+from sentinel import _core
+from sentinel.config import load_settings
+from sentinel.ingest.worker import IngestWorker, now_us
+from sentinel.simulate import priority_of
+from sentinel.store import sqlite as sq
+
+BATCH = 1000
+
+
+def fresh_store(path: Path, payloads: list[bytes]) -> sq.SqliteStore:
+    store = sq.SqliteStore(path)
+    store.migrate()
+    for i in range(0, len(payloads), 5000):
+        chunk = payloads[i : i + 5000]
+        store.enqueue(chunk, [priority_of(p) for p in chunk])
+    return store
+
+
+def run_pipeline(tmp: Path, payloads: list[bytes]) -> float:
+    store = fresh_store(tmp / "pipeline.db", payloads)
+    settings = load_settings({"SENTINEL_DATA_DIR": str(tmp), "SENTINEL_BATCH_SIZE": str(BATCH),
+                              "SENTINEL_FLUSH_INTERVAL_MS": "5"})
+    worker = IngestWorker(store, settings)
+    thread = threading.Thread(target=worker.run)
+    started = time.perf_counter()
+    thread.start()
+    while worker.messages_done < len(payloads):
+        time.sleep(0.001)
+    elapsed = time.perf_counter() - started
+    worker.stop()
+    thread.join()
+    stored = store._read("SELECT COUNT(*) FROM dedupe")[0][0]
+    store.close()
+    assert stored == len({msgspec.json.decode(p)["event_id"] for p in payloads})
+    return elapsed
+
+
+def prebuilt_rows(store: sq.SqliteStore, payloads: list[bytes]) -> list[tuple[Any, ...]]:
+    ids = [row[0] for row in store._read("SELECT msg_id FROM queue ORDER BY priority, msg_id")]
+    batches = []
+    builder = _core.BatchBuilder()
+    for i in range(0, len(ids), BATCH):
+        chunk_ids = ids[i : i + BATCH]
+        rows = store._read(
+            "SELECT payload FROM queue WHERE msg_id IN (SELECT value FROM json_each(?)) ORDER BY priority, msg_id",
+            (msgspec.json.encode(chunk_ids),),
+        )
+        events, _ = _core.decode_batch([row[0] for row in rows])
+        batch = builder.build(events, (), now_us())
+        batches.append((
+            msgspec.json.encode(chunk_ids),
+            [list(r) for r in batch.dedupe_rows],
+            [list(r) for r in batch.log_rows],
+            [list(r) for r in batch.status_rows],
+        ))
+    return batches
+
+
+def run_raw(tmp: Path, payloads: list[bytes]) -> float:
+    store = fresh_store(tmp / "raw.db", payloads)
+    batches = prebuilt_rows(store, payloads)
+    conn = sq._connect(store.path, synchronous="NORMAL")
+    started = time.perf_counter()
+    for ids, dedupe, logs, statuses in batches:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(sq.DELETE_MESSAGES, (ids,))
+        conn.executemany(sq.INSERT_DEDUPE, dedupe)
+        conn.executemany(sq.INSERT_LOGS, logs)
+        conn.executemany(sq.UPSERT_STATUS, statuses)
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    store.close()
+    return elapsed
+
+
+def test_pipeline_against_raw_store_limit(tmp_path: Path, payloads: list[bytes], benchmark: Any) -> None:
+    benchmark.group = "ingest end to end"
+    rounds = 3
+    pipeline = raw = float("inf")
+    for round_ in range(rounds):
+        here = tmp_path / f"r{round_}"
+        here.mkdir()
+        raw = min(raw, run_raw(here, payloads))
+        pipeline = min(pipeline, run_pipeline(here, payloads))
+    n = len(payloads)
+    benchmark.extra_info.update(events=n, pipeline_eps=n / pipeline, raw_eps=n / raw)
+    benchmark.pedantic(lambda: None, rounds=1)
+    ratio = raw / pipeline
+    print(f"\npipeline {n / pipeline:,.0f} events/s   raw store limit {n / raw:,.0f} events/s   "
+          f"pipeline/raw {ratio:.1%}  (best of {rounds}, core={_core.IMPLEMENTATION})")
+    record_ratio("ingest: pipeline / raw store limit (same rows)", ratio,
+                 f"(pipeline {n / pipeline:,.0f} ev/s, raw {n / raw:,.0f} ev/s, {_core.IMPLEMENTATION} core)")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING")
