@@ -1,0 +1,60 @@
+# Process Sentinel developer targets. `make` or `make help` lists them.
+.DEFAULT_GOAL := help
+PY ?= .venv/bin/python
+VENV := .venv
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+
+.PHONY: install
+install: $(VENV)/bin/python ## editable install with test, bench and dev tools; compiles the core
+	$(VENV)/bin/pip install -e '.[dev]'
+
+.PHONY: build
+build: ## recompile the Cython core in place after editing a .pyx
+	$(PY) setup.py build_ext --inplace
+
+.PHONY: run
+run: ## run the service on the embedded store with dev auth and demo traffic
+	$(VENV)/bin/sentinel serve --dev --demo
+
+.PHONY: test
+test: ## the whole suite on the compiled core, then on the pure-Python twin
+	$(VENV)/bin/pytest
+	SENTINEL_NO_EXTENSIONS=1 $(VENV)/bin/pytest -m 'not slow'
+
+.PHONY: test-fast
+test-fast: ## the suite without the slow tests (servers, crash loops, schemathesis)
+	$(VENV)/bin/pytest -m 'not slow'
+
+.PHONY: lint
+lint: ## ruff and mypy
+	$(VENV)/bin/ruff check sentinel tests bench tools
+	$(VENV)/bin/ruff format --check sentinel tests bench tools
+	$(VENV)/bin/mypy
+
+.PHONY: sql-check
+sql-check: ## parse sql/ with sqlfluff's oracle dialect and print the Oracle migration plan
+	$(VENV)/bin/pytest tests/test_sql_scripts.py -q
+	$(VENV)/bin/sentinel migrate --oracle --dry-run > /dev/null
+
+.PHONY: bench
+bench: ## core (compiled vs twin) and end-to-end ingest (pipeline vs raw store) benches
+	cd bench && ../$(VENV)/bin/pytest -c /dev/null --rootdir . -p no:cacheprovider -s test_core_bench.py test_ingest_bench.py
+
+.PHONY: bench-http
+bench-http: ## HTTP load: Sentinel vs the FastAPI/uvicorn baseline, tokens on
+	$(PY) bench/http_load.py
+
+.PHONY: wheel-check
+wheel-check: ## build the wheel, check it holds the compiled core, test it in a fresh venv
+	$(PY) tools/wheel_check.py
+
+.PHONY: clean
+clean: ## remove build output and caches
+	rm -rf build dist wheelhouse *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -f sentinel/_core/*.c sentinel/_core/*.so sentinel/_core/*.html
