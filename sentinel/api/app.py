@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.config.compression import CompressionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -19,14 +18,14 @@ from sentinel.api.controllers.health import HealthController
 from sentinel.api.controllers.logs import LogController
 from sentinel.api.controllers.processes import ProcessController
 from sentinel.api.cursors import CursorCodec
-from sentinel.api.middleware import metrics_middleware
+from sentinel.api.middleware import metrics_middleware, tracing_middleware
 from sentinel.api.problems import EXCEPTION_HANDLERS
 from sentinel.api.runtime import Runtime
 from sentinel.config import Settings, load_settings, require_identity_provider
 from sentinel.ingest.producer import EventProducer
 from sentinel.security import build_verifier
 from sentinel.store import open_store
-from sentinel.telemetry import metrics
+from sentinel.telemetry import metrics, tracing
 
 log = logging.getLogger("sentinel.api")
 
@@ -34,6 +33,7 @@ log = logging.getLogger("sentinel.api")
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     require_identity_provider(settings)
+    traced = tracing.configure_tracing()
     store = open_store(settings)
     verifier = build_verifier(settings, on_fetch=metrics.record_jwks_fetch)
     runtime = Runtime(
@@ -56,12 +56,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await runtime.producer.close()
             await verifier.close()
             store.close()
+            tracing.shutdown()
 
     app = Litestar(
         route_handlers=[HealthController, ProcessController, LogController, EventController],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[metrics_middleware],
+        middleware=[tracing_middleware, metrics_middleware] if traced else [metrics_middleware],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Process Sentinel",
@@ -74,7 +75,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             security=[{"bearer": []}],
         ),
-        compression_config=CompressionConfig(backend="gzip", minimum_size=4096, exclude=["/logs/*"]),
         debug=False,
     )
     app.state.runtime = runtime

@@ -11,6 +11,11 @@ from sentinel.telemetry import metrics
 
 
 def metrics_middleware(app: ASGIApp) -> ASGIApp:
+    # The labelled children, looked up once per (route, method, status): ``labels()`` validates and
+    # locks on every call, which would cost more than a status read.
+    counters: dict[tuple[str, str, int], Any] = {}
+    timers: dict[tuple[str, str], Any] = {}
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
@@ -27,9 +32,54 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_wrapper)
         finally:
-            route: Any = scope.get("path_template") or "unmatched"
-            method = scope.get("method", "GET")
-            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            metrics.HTTP_DURATION.labels(route, method).observe(time.perf_counter() - started)
+            route: str = scope.get("path_template") or "unmatched"
+            method: str = scope.get("method", "GET")
+            counter = counters.get((route, method, status))
+            if counter is None:
+                counter = counters[(route, method, status)] = metrics.HTTP_REQUESTS.labels(route, method, str(status))
+            timer = timers.get((route, method))
+            if timer is None:
+                timer = timers[(route, method)] = metrics.HTTP_DURATION.labels(route, method)
+            counter.inc()
+            timer.observe(time.perf_counter() - started)
+
+    return middleware
+
+
+def tracing_middleware(app: ASGIApp) -> ASGIApp:
+    """A server span per request, continuing the caller's trace (W3C ``traceparent``). Installed only
+    when tracing is on."""
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    tracer = trace.get_tracer("sentinel.api")
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        carrier = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        method = scope.get("method", "GET")
+        route = scope.get("path_template") or "unmatched"
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with tracer.start_as_current_span(
+            f"{method} {route}",
+            context=propagate.extract(carrier),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "http.route": route, "url.path": scope.get("path", "")},
+        ) as span:
+            try:
+                await app(scope, receive, send_wrapper)
+            finally:
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
 
     return middleware

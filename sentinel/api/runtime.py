@@ -12,6 +12,7 @@ from sentinel.api.cursors import CursorCodec
 from sentinel.config import Settings
 from sentinel.ingest.producer import EventProducer
 from sentinel.store.base import Store
+from sentinel.telemetry import tracing
 
 T = TypeVar("T")
 
@@ -28,6 +29,9 @@ class Runtime:
     inline_reads: bool
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        if tracing.enabled():
+            with tracing.db_span(fn.__name__, self.store.backend):
+                return fn(*args) if self.inline_reads else await asyncio.to_thread(fn, *args)
         if self.inline_reads:
             return fn(*args)
         return await asyncio.to_thread(fn, *args)

@@ -20,7 +20,7 @@ from types import FrameType
 from sentinel.config import Settings
 from sentinel.ingest.worker import IngestWorker
 from sentinel.store import Store, open_store
-from sentinel.telemetry import metrics
+from sentinel.telemetry import metrics, tracing
 
 log = logging.getLogger("sentinel.ingest")
 
@@ -80,6 +80,7 @@ def run_ingest(settings: Settings, store: Store | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     metrics.record_build_info()
+    tracing.configure_tracing()
     # On SQLite the lock makes this the database's only consumer; on Oracle (any number of replicas
     # consume one AQ queue) it is per pod and only tells /ready that the consumer is alive.
     try:
@@ -89,6 +90,7 @@ def run_ingest(settings: Settings, store: Store | None = None) -> int:
             _run(store, settings, stop, worker)
     finally:
         store.close()
+        tracing.shutdown()
     return 0
 
 

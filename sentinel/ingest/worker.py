@@ -19,7 +19,7 @@ from opentelemetry import trace
 from sentinel import _core
 from sentinel.config import Settings
 from sentinel.store.base import Consumer, DeadLetterRow, DuplicateKeys, QueuedMessage, Store, StoreError
-from sentinel.telemetry import metrics
+from sentinel.telemetry import metrics, tracing
 
 log = logging.getLogger("sentinel.ingest")
 tracer = trace.get_tracer("sentinel.ingest")
@@ -146,14 +146,16 @@ class IngestWorker:
             for chunk in chunks
             for index, raw, code, reason in chunk.rejects
         ]
-        with tracer.start_as_current_span("ingest.batch") as span:
+        links = tracing.event_links(events) if tracing.enabled() else None
+        with tracer.start_as_current_span("ingest.batch", links=links) as span:
             span.set_attribute("sentinel.batch.messages", len(messages))
             try:
                 seen = self.consumer.seen([(event.tenant_id, event.event_id) for event in events]) if events else set()
                 for attempt in range(MAX_REBUILDS + 1):
                     batch = self.builder.build(events, seen, stamp)
                     try:
-                        outcome = self.consumer.commit(messages, batch, dead)
+                        with tracing.db_span("commit_batch", self.store.backend):
+                            outcome = self.consumer.commit(messages, batch, dead)
                         break
                     except DuplicateKeys as repeats:
                         if attempt == MAX_REBUILDS:

@@ -188,6 +188,12 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite: {exc}") from exc
 
+    def pool_stats(self) -> tuple[int, int]:
+        """(busy, open) connections of this process. SQLite has no pool: one connection per thread,
+        never waited for, so none counts as busy between calls."""
+        with self._all_lock:
+            return 0, len(self._all)
+
     def close(self) -> None:
         with self._all_lock:
             for conn in self._all:

@@ -43,6 +43,12 @@ class HealthController(Controller):
 
     @get("/metrics", summary="Prometheus metrics", sync_to_thread=False, include_in_schema=True,
          media_type="text/plain")
-    def metrics(self) -> Response[bytes]:
+    def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        runtime: Runtime = request.app.state.runtime
+        pool = getattr(runtime.store, "pool_stats", None)
+        if pool is not None:
+            busy, opened = pool()
+            metrics.DB_POOL.labels("busy").set(busy)
+            metrics.DB_POOL.labels("open").set(opened)
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)

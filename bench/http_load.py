@@ -1,0 +1,219 @@
+"""HTTP load: Sentinel against a FastAPI/uvicorn baseline of the same endpoints, tokens on.
+
+One run prepares an embedded database with realistic data, then drives, on each server in turn (never
+both at once), ``GET /status/{id}`` (random ids), ``GET /processes`` and ``POST /events`` (100 events a
+request, every event new) with wrk at a fixed connection count, and prints requests/s, p50 and p99
+latency for each, and Sentinel/baseline ratios. Each server gets its own copy of the same database.
+
+    python bench/http_load.py [--connections 64] [--duration 10] [--workers 2] [--processes 2000]
+
+Needs wrk (Debian package ``wrk``). Everything listens on 127.0.0.1 only and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+REPO = Path(__file__).resolve().parent.parent
+
+STATUS_LUA = """
+local ids = {}
+for line in io.lines("%(ids)s") do ids[#ids + 1] = line end
+wrk.headers["Authorization"] = "Bearer %(token)s"
+request = function()
+  return wrk.format("GET", "/status/" .. ids[math.random(#ids)])
+end
+"""
+PLAIN_LUA = """
+wrk.headers["Authorization"] = "Bearer %(token)s"
+"""
+EVENTS_LUA = """
+local counter = 0
+local thread_id = 0
+local stamp = "%(stamp)s"
+setup = function(thread)
+  thread:set("tid", tostring(math.random(1, 1000000000)))
+end
+init = function(args)
+  thread_id = tid
+end
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  counter = counter + 1
+  local parts = {}
+  for i = 1, 100 do
+    parts[i] = string.format(
+      '{"event_id":"%%s-%%d-%%d","event_type":"LOG","process_id":"load-%%d","timestamp":"%%s",' ..
+      '"level":"INFO","message":"load test line %%d","component":"bench"}',
+      thread_id, counter, i, counter %% 500, stamp, i)
+  end
+  return wrk.format(nil, nil, nil, "[" .. table.concat(parts, ",") .. "]")
+end
+"""
+REPORT_LUA = """
+done = function(summary, latency, requests)
+  io.write(string.format('RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
+    '"non2xx": %d, "socket_errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready in {timeout}s")
+
+
+def sentinel(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "sentinel", *args], env=env, check=True, cwd=tempfile.gettempdir())
+
+
+def prepare(data: Path, processes: int, env: dict[str, str]) -> list[str]:
+    sentinel("migrate", env=env)
+    sentinel("simulate", "-n", str(processes), "--seed", "11", "--quiet", env=env)
+    ingest = subprocess.Popen([sys.executable, "-m", "sentinel", "ingest"], env=env, cwd=tempfile.gettempdir())
+    db = sqlite3.connect(data / "sentinel.db")
+    try:
+        while db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]:
+            time.sleep(0.2)
+    finally:
+        ingest.terminate()
+        ingest.wait()
+    ids = [row[0] for row in db.execute("SELECT process_id FROM processes WHERE tenant_id = 'acme'")]
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return ids
+
+
+def run_wrk(url: str, script: str, connections: int, duration: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script + REPORT_LUA)
+    try:
+        # warm up (JIT-less, but caches, connections, token caches) then measure
+        subprocess.run(["wrk", "-t2", f"-c{connections}", "-d2s", "-s", handle.name, url],
+                       capture_output=True, check=True, timeout=60)
+        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+                              "-s", handle.name, url], capture_output=True, check=True, text=True,
+                             timeout=duration + 60).stdout
+    finally:
+        os.unlink(handle.name)
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line[len("RESULT "):])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=2000)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="sentinel-http-bench-"))
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "OAUTH2_", "ORACLE_"))}
+    sdata, bdata = work / "sentinel-data", work / "baseline-data"
+    env = {**base_env, "SENTINEL_DATA_DIR": str(sdata)}
+    print(f"preparing {args.processes} processes ...", flush=True)
+    ids = prepare(sdata, args.processes, env)
+    shutil.copytree(sdata, bdata)
+    (work / "ids.txt").write_text("\n".join(ids) + "\n")
+
+    from sentinel.security import DevAuthority
+
+    authority = DevAuthority(sdata)
+    token = authority.mint("acme", roles=["sentinel-ingest"], ttl_seconds=3600)
+    public_pem = work / "public.pem"
+    key = serialization.load_pem_private_key(authority.key_path.read_bytes(), password=None)
+    public_pem.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    scripts = {
+        "GET /status/{id}": ("/status/x", STATUS_LUA % {"ids": work / "ids.txt", "token": token}),
+        "GET /processes": ("/processes?limit=50", PLAIN_LUA % {"token": token}),
+        "POST /events (100/request)": ("/events", EVENTS_LUA % {"token": token, "stamp": stamp}),
+    }
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    servers = {
+        "sentinel": ([sys.executable, "-m", "sentinel", "serve", "--dev", "--host", "127.0.0.1",
+                      "--workers", str(args.workers), "--port"], {**env, "SENTINEL_DATA_DIR": str(sdata)}),
+        "baseline": ([sys.executable, "-m", "uvicorn", "bench.baseline.app:app", "--host", "127.0.0.1",
+                      "--workers", str(args.workers), "--log-level", "warning", "--port"],
+                     {**base_env, "BASELINE_DB": str(bdata / "sentinel.db"), "BASELINE_PUBLIC_KEY": str(public_pem),
+                      "PYTHONPATH": str(REPO)}),
+    }
+    for name, (command, server_env) in servers.items():
+        port = free_port()
+        log_path = work / f"{name}.log"
+        with log_path.open("wb") as log_file:
+            proc = subprocess.Popen([*command, str(port)], env=server_env, cwd=REPO if name == "baseline" else work,
+                                    stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            try:
+                wait_ready(f"http://127.0.0.1:{port}/" + ("ready" if name == "sentinel" else "docs"), proc)
+            except RuntimeError:
+                print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
+                raise
+            for label, (path, script) in scripts.items():
+                result = run_wrk(f"http://127.0.0.1:{port}{path}", script, args.connections, args.duration)
+                results.setdefault(label, {})[name] = result
+                print(f"{name:9} {label:28} {result['rps']:9.0f} req/s  p50 {result['p50_us'] / 1000:7.2f} ms  "
+                      f"p99 {result['p99_us'] / 1000:7.2f} ms  non-2xx {result['non2xx']}  "
+                      f"socket errors {result['socket_errors']}", flush=True)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print(f"\n{args.connections} connections, {args.duration}s per endpoint, {args.workers} workers each, wrk -t2")
+    print(f"{'endpoint':28} {'sentinel/baseline req/s':>24} {'sentinel p99':>13} {'baseline p99':>13} "
+          f"{'events/s accepted':>18}")
+    for label, by in results.items():
+        s, b = by["sentinel"], by["baseline"]
+        events = f"{s['rps'] * 100:,.0f}" if label.startswith("POST") else ""
+        print(f"{label:28} {s['rps'] / b['rps']:23.2f}x {s['p99_us'] / 1000:11.2f}ms {b['p99_us'] / 1000:11.2f}ms "
+              f"{events:>18}")
+    threading.Thread(target=shutil.rmtree, args=(work,), kwargs={"ignore_errors": True}).start()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

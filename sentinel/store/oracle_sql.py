@@ -1,0 +1,183 @@
+"""SQL text of the Oracle adapter (``sentinel.store.oracle``), kept apart so it reads as SQL.
+
+Bind variables only: every value travels as a bind (``:1`` .. for the core's positional row lists,
+``:name`` elsewhere); the only formatted parts are column lists and the day number of a log partition
+to drop (DDL takes no binds; the number is computed here, not received).
+Tables and columns are those of ``sql/002_sentinel_tables.sql``; times are NUMBER(19) microseconds UTC.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sentinel._core import LOG_COLUMNS, STATUS_COLUMNS
+from sentinel.store.rows import DEAD_LETTER_COLUMNS, LOG_ENTRY_COLUMNS, PROCESS_COLUMNS
+
+DAY_US: Final = 86_400_000_000  # the interval of the sentinel_logs partitions
+TABLES: Final = (
+    "sentinel_processes", "sentinel_logs", "sentinel_dedupe", "sentinel_dead_letters", "sentinel_meta",
+)
+
+
+def _column(name: str) -> str:
+    """LEVEL is reserved in Oracle: the column is ``log_level``."""
+    return "log_level" if name == "level" else name
+
+
+def _binds(count: int) -> str:
+    return ", ".join(f":{i}" for i in range(1, count + 1))
+
+
+# -- ingest -------------------------------------------------------------------------------------
+# Binds follow sentinel._core.LOG_COLUMNS / STATUS_COLUMNS / DEDUPE_COLUMNS: the core's rows go in
+# as they are.
+INSERT_LOGS: Final = (
+    f"INSERT INTO sentinel_logs ({', '.join(map(_column, LOG_COLUMNS))}) VALUES ({_binds(len(LOG_COLUMNS))})"
+)
+INSERT_STATUS_STAGE: Final = (
+    f"INSERT INTO sentinel_status_stage ({', '.join(STATUS_COLUMNS)}) VALUES ({_binds(len(STATUS_COLUMNS))})"
+)
+INSERT_DEDUPE: Final = "INSERT INTO sentinel_dedupe (tenant_id, event_id, seen_at) VALUES (:1, :2, :3)"
+INSERT_DEAD_LETTER: Final = (
+    "INSERT INTO sentinel_dead_letters (code, reason, payload, enqueued_at, dead_at)"
+    " VALUES (:1, :2, :3, :4, :5)"
+)
+
+# SPEC section 3 as a MERGE: the same rules, in the same words, as sentinel.store.sqlite.UPSERT_STATUS
+# (s = the batch's folded row, t = the stored one; t.* in SET are the values before the update).
+_NEWER_START = "s.started_at IS NOT NULL AND (t.started_at IS NULL OR s.started_at > t.started_at)"
+_NEWER_PROGRESS = "s.progress_at IS NOT NULL AND (t.progress_at IS NULL OR s.progress_at > t.progress_at)"
+_NEWER_METADATA = "s.metadata_at IS NOT NULL AND (t.metadata_at IS NULL OR s.metadata_at > t.metadata_at)"
+_NEWER_END = (
+    "s.ended_at IS NOT NULL AND (t.ended_at IS NULL OR s.ended_at > t.ended_at"
+    " OR (s.ended_at = t.ended_at AND s.terminal_rank > t.terminal_rank))"
+)
+
+
+def _pick(column: str, condition: str, value: str | None = None) -> str:
+    return f"t.{column} = CASE WHEN {condition} THEN {value or 's.' + column} ELSE t.{column} END"
+
+
+_INSERTED: Final = (
+    "tenant_id", "process_id", "status", "started_at", "process_name", "process_type", "package_name",
+    "procedure_name", "correlation_id", "progress_at", "current_step", "progress_percent", "metadata_at",
+    "metadata", "last_seen_at", "terminal_rank", "ended_at", "error_code", "error_message", "stack_trace",
+    "result", "event_count", "log_count", "updated_at",
+)
+_INSERTED_VALUES: Final = ", ".join(
+    "COALESCE(s.terminal_status, 'RUNNING')" if column == "status" else f"s.{column}" for column in _INSERTED
+)
+
+MERGE_STATUS: Final = f"""
+MERGE INTO sentinel_processes t
+USING sentinel_status_stage s
+ON (t.tenant_id = s.tenant_id AND t.process_id = s.process_id)
+WHEN MATCHED THEN UPDATE SET
+    {_pick("started_at", _NEWER_START)},
+    {_pick("process_name", _NEWER_START)},
+    {_pick("process_type", _NEWER_START)},
+    {_pick("package_name", _NEWER_START)},
+    {_pick("procedure_name", _NEWER_START)},
+    {_pick("correlation_id", _NEWER_START)},
+    {_pick("progress_at", _NEWER_PROGRESS)},
+    {_pick("current_step", _NEWER_PROGRESS, "COALESCE(s.current_step, t.current_step)")},
+    {_pick("progress_percent", _NEWER_PROGRESS, "COALESCE(s.progress_percent, t.progress_percent)")},
+    {_pick("metadata_at", _NEWER_METADATA)},
+    {_pick("metadata", _NEWER_METADATA)},
+    t.last_seen_at = GREATEST(t.last_seen_at, s.last_seen_at),
+    t.status = CASE WHEN {_NEWER_END} THEN s.terminal_status WHEN t.ended_at IS NOT NULL THEN t.status
+        ELSE 'RUNNING' END,
+    {_pick("terminal_rank", _NEWER_END)},
+    {_pick("error_code", _NEWER_END)},
+    {_pick("error_message", _NEWER_END)},
+    {_pick("stack_trace", _NEWER_END)},
+    {_pick("result", _NEWER_END)},
+    {_pick("ended_at", _NEWER_END)},
+    t.event_count = t.event_count + s.event_count,
+    t.log_count = t.log_count + s.log_count,
+    t.updated_at = s.updated_at
+WHEN NOT MATCHED THEN INSERT ({", ".join(_INSERTED)})
+VALUES ({_INSERTED_VALUES})
+"""
+
+# -- readers (tenant bound on every query) -------------------------------------------------------
+SELECT_PROCESS: Final = f"SELECT {', '.join(PROCESS_COLUMNS)} FROM sentinel_processes"
+SELECT_LOG: Final = f"SELECT {', '.join(map(_column, LOG_ENTRY_COLUMNS))} FROM sentinel_logs"
+GET_STATUS: Final = f"{SELECT_PROCESS} WHERE tenant_id = :tenant_id AND process_id = :process_id"
+LOGS_AFTER: Final = (
+    f"{SELECT_LOG} WHERE tenant_id = :tenant_id AND process_id = :process_id AND seq > :after_seq"
+    " ORDER BY seq FETCH FIRST :limit ROWS ONLY"
+)
+DEAD_LETTERS: Final = (
+    f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM sentinel_dead_letters WHERE id > :after_id"
+    " ORDER BY id FETCH FIRST :limit ROWS ONLY"
+)
+
+# -- housekeeping ----------------------------------------------------------------------------------
+MARK_STALLED: Final = (
+    "UPDATE sentinel_processes SET status = 'STALLED' WHERE status = 'RUNNING' AND updated_at < :idle_before"
+)
+PROCESS_COUNTS: Final = "SELECT status, COUNT(*) FROM sentinel_processes GROUP BY status"
+OLDEST_LOG: Final = "SELECT MIN(ts) FROM sentinel_logs"
+COUNT_LOGS_BETWEEN: Final = "SELECT COUNT(*) FROM sentinel_logs WHERE ts >= :low AND ts < :high"
+DROP_LOG_PARTITION: Final = "ALTER TABLE sentinel_logs DROP PARTITION FOR ({day_start:d}) UPDATE INDEXES"
+PURGE_LOGS: Final = "DELETE FROM sentinel_logs WHERE ts < :before AND ROWNUM <= :chunk"
+PURGE_DEDUPE: Final = "DELETE FROM sentinel_dedupe WHERE seen_at < :before AND ROWNUM <= :chunk"
+GET_SECRET: Final = "SELECT secret_value FROM sentinel_meta WHERE name = :name"  # noqa: S105
+PUT_SECRET: Final = "INSERT INTO sentinel_meta (name, secret_value) VALUES (:name, :secret_value)"  # noqa: S105
+
+# The queue: its table (for the AQ$ view) and its backlog. The view name comes from the dictionary.
+# An unqualified queue name is in the current schema, as AQ itself resolves it.
+FIND_QUEUE: Final = (
+    "SELECT owner, queue_table FROM all_queues"
+    " WHERE name = :name AND owner = NVL(:owner, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA'))"
+)
+QUEUE_STATS: Final = (
+    "SELECT COUNT(*), MIN(enq_timestamp) FROM {view}"
+    " WHERE queue = :queue AND msg_state IN ('READY', 'WAITING')"
+)
+# Tests only: empty the queue table (queue and exception queue) and let a rolled-back message come
+# back at once (retry_delay 0; the scripts' 5 s keeps a failing batch from spinning in production).
+PURGE_QUEUE_TABLE: Final = """
+DECLARE
+    l_options DBMS_AQADM.AQ$_PURGE_OPTIONS_T;
+BEGIN
+    DBMS_AQADM.PURGE_QUEUE_TABLE(
+        queue_table => :queue_table, purge_condition => NULL, purge_options => l_options
+    );
+END;"""
+NO_RETRY_DELAY: Final = """
+BEGIN
+    DBMS_AQADM.ALTER_QUEUE(queue_name => :queue_name, retry_delay => 0);
+END;"""
+
+# -- sessions ---------------------------------------------------------------------------------------
+# Every session works in UTC, so the few TIMESTAMP values read (AQ enqueue times) are UTC.
+SESSION_UTC: Final = "ALTER SESSION SET TIME_ZONE = 'UTC'"
+VPD_INSTALLED: Final = (
+    "SELECT COUNT(*) FROM all_policies WHERE policy_name = 'SENTINEL_TENANT_POLICY'"
+    " AND object_name = 'SENTINEL_PROCESSES'"
+)
+SET_TENANT: Final = "sentinel_ctx_pkg.set_tenant"
+SET_SERVICE_SCOPE: Final = "sentinel_ctx_pkg.set_service_scope"
+CLEAR_CONTEXT: Final = "sentinel_ctx_pkg.clear_context"
+
+# -- migrations ----------------------------------------------------------------------------------
+CREATE_MIGRATIONS: Final = """
+CREATE TABLE sentinel_schema_migrations (
+    filename   VARCHAR2(200 CHAR) NOT NULL,
+    checksum   VARCHAR2(64 CHAR)  NOT NULL,
+    applied_at TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL,
+    CONSTRAINT sentinel_schema_migrations_pk PRIMARY KEY (filename)
+)"""
+APPLIED_MIGRATIONS: Final = "SELECT filename, checksum FROM sentinel_schema_migrations"
+RECORD_MIGRATION: Final = """
+MERGE INTO sentinel_schema_migrations m
+USING (SELECT :filename AS filename, :checksum AS checksum FROM dual) s
+ON (m.filename = s.filename)
+WHEN MATCHED THEN UPDATE SET m.checksum = s.checksum, m.applied_at = SYSTIMESTAMP
+WHEN NOT MATCHED THEN INSERT (filename, checksum) VALUES (s.filename, s.checksum)"""
+COMPILE_ERRORS: Final = (
+    "SELECT name, type, line, position, text FROM user_errors"
+    " WHERE attribute = 'ERROR' AND name LIKE 'SENTINEL%' ORDER BY name, type, sequence"
+)
