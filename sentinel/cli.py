@@ -146,6 +146,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     store = _store(settings)
+    if settings.backend == "sqlite":
+        store.migrate()
     try:
         rows = store.dead_letters(args.after, args.limit)
     finally:

@@ -84,12 +84,17 @@ class DeadLetter(msgspec.Struct, kw_only=True):
     enqueued_at: datetime | None = None
 
 
+MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z, the last representable time
+
+
 def estimate_completion(started_us: int | None, progress_us: int | None, percent: float | None) -> int | None:
     """``started_at + elapsed x 100 / progress``, elapsed measured at the last progress report so the
-    estimate does not drift while the process is quiet."""
+    estimate does not drift while the process is quiet. None when it cannot be told or written down
+    (a tiny percentage can put it past the year 9999)."""
     if started_us is None or progress_us is None or percent is None or not 0 < percent < 100:
         return None
     elapsed = progress_us - started_us
     if elapsed <= 0:
         return None
-    return started_us + int(elapsed * 100 / percent)
+    estimate = started_us + elapsed * 100 / percent
+    return int(estimate) if estimate <= MAX_US else None

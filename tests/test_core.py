@@ -90,6 +90,9 @@ def test_valid_log_event_is_normalised(impl: types.SimpleNamespace) -> None:
         (b"{", "invalid_json", "invalid JSON: "),
         (b"\xff\xfe", "invalid_json", "invalid JSON: "),
         (b"[1, 2]", "not_object", "event must be a JSON object"),
+        (ev(event_id="e").replace(b'"e"', b'"e\xe9"'), "invalid_json", "invalid JSON: not UTF-8 (byte 0xe9)"),
+        (ev(event_type="LOG", level="INFO", message="m", details={"k": "v"}).replace(b'"v"', b'"\xff"'),
+         "invalid_json", "invalid JSON: not UTF-8 (byte 0xff)"),
         (b'"text"', "not_object", "event must be a JSON object"),
         (ev(event_id=...), "missing_field", "event_id: required"),
         (ev(event_id=""), "bad_field", "event_id: expected 1 to 64 characters, got 0"),
@@ -272,7 +275,8 @@ def test_progress_and_start_follow_timestamps_not_arrival(impl: types.SimpleName
            metadata={"a": 1}),
     ])["status"]["p1"]
     assert (status["current_step"], status["progress_percent"]) == ("load", 80.0)
-    assert status["progress_at"] == us("2026-11-26T10:00:30Z")
+    assert status["percent_at"] == us("2026-11-26T10:00:30Z")
+    assert status["step_at"] == us("2026-11-26T10:00:20Z")
     assert status["started_at"] == us("2026-11-26T10:00:00Z")
     assert status["process_name"] == "nightly"
     assert status["terminal_status"] is None
@@ -300,7 +304,7 @@ def test_one_status_row_per_tenant_and_process(impl: types.SimpleNamespace) -> N
     batch = impl.batch.BatchBuilder().build(events, set(), 1)
     keys = [(row[0], row[1]) for row in batch.status_rows]
     assert len(keys) == len(set(keys)) == 6
-    assert sum(row[21] for row in batch.status_rows) == 12
+    assert sum(row[_shared.STATUS_COLUMNS.index("event_count")] for row in batch.status_rows) == 12
 
 
 def test_arena_rows_are_reused_and_trimmed_to_the_high_water_mark(impl: types.SimpleNamespace) -> None:

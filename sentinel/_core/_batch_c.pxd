@@ -16,8 +16,8 @@ cdef class _Status:
     """A process's status as the batch builds it: typed, so the rules compare C integers."""
     cdef str tenant_id
     cdef str process_id
-    cdef bint has_started, has_progress, has_metadata, has_terminal
-    cdef int64_t started_at, progress_at, metadata_at, last_seen_at, ended_at
+    cdef bint has_started, has_step, has_percent, has_metadata, has_terminal
+    cdef int64_t started_at, step_at, percent_at, metadata_at, last_seen_at, ended_at
     cdef int rank
     cdef object process_name, process_type, package_name, procedure_name, correlation_id
     cdef object current_step, progress_percent, metadata, terminal_status

@@ -80,8 +80,8 @@ cdef class _Status:
 cdef inline void _reset_status(_Status st, Event event):
     st.tenant_id = event.tenant_id
     st.process_id = event.process_id
-    st.has_started = st.has_progress = st.has_metadata = st.has_terminal = False
-    st.started_at = st.progress_at = st.metadata_at = st.ended_at = 0
+    st.has_started = st.has_step = st.has_percent = st.has_metadata = st.has_terminal = False
+    st.started_at = st.step_at = st.percent_at = st.metadata_at = st.ended_at = 0
     st.last_seen_at = event.ts
     st.rank = 0
     st.process_name = st.process_type = st.package_name = st.procedure_name = st.correlation_id = None
@@ -108,13 +108,14 @@ cdef inline void _apply(_Status st, Event event):
             st.procedure_name = event.procedure_name
             st.correlation_id = event.correlation_id
     elif kind == PROGRESS:
-        if not st.has_progress or ts > st.progress_at:
-            st.has_progress = True
-            st.progress_at = ts
-            if event.step is not None:
-                st.current_step = event.step
-            if event.percent is not None:
-                st.progress_percent = event.percent
+        if event.step is not None and (not st.has_step or ts > st.step_at):
+            st.has_step = True
+            st.step_at = ts
+            st.current_step = event.step
+        if event.percent is not None and (not st.has_percent or ts > st.percent_at):
+            st.has_percent = True
+            st.percent_at = ts
+            st.progress_percent = event.percent
     elif kind == COMPLETED or kind == ERROR or kind == CANCELLED:
         rank = RANK_COMPLETED if kind == COMPLETED else (RANK_ERROR if kind == ERROR else RANK_CANCELLED)
         if not st.has_terminal or ts > st.ended_at or (ts == st.ended_at and rank > st.rank):
@@ -141,22 +142,23 @@ cdef inline void _status_row(list row, _Status st, object now):
     row[5] = st.package_name
     row[6] = st.procedure_name
     row[7] = st.correlation_id
-    row[8] = st.progress_at if st.has_progress else None
+    row[8] = st.step_at if st.has_step else None
     row[9] = st.current_step
-    row[10] = st.progress_percent
-    row[11] = st.metadata_at if st.has_metadata else None
-    row[12] = st.metadata
-    row[13] = st.last_seen_at
-    row[14] = st.terminal_status
-    row[15] = st.rank
-    row[16] = st.ended_at if st.has_terminal else None
-    row[17] = st.error_code
-    row[18] = st.error_message
-    row[19] = st.stack_trace
-    row[20] = st.result
-    row[21] = st.event_count
-    row[22] = st.log_count
-    row[23] = now
+    row[10] = st.percent_at if st.has_percent else None
+    row[11] = st.progress_percent
+    row[12] = st.metadata_at if st.has_metadata else None
+    row[13] = st.metadata
+    row[14] = st.last_seen_at
+    row[15] = st.terminal_status
+    row[16] = st.rank
+    row[17] = st.ended_at if st.has_terminal else None
+    row[18] = st.error_code
+    row[19] = st.error_message
+    row[20] = st.stack_trace
+    row[21] = st.result
+    row[22] = st.event_count
+    row[23] = st.log_count
+    row[24] = now
 
 
 cdef inline void _log_row(list row, Event event, object now):

@@ -14,9 +14,9 @@ from ._decoder_py import Event
 
 _LOG_WIDTH = len(S.LOG_COLUMNS)
 _STATUS_WIDTH = len(S.STATUS_COLUMNS)
-(_TENANT, _PROCESS, _STARTED_AT, _NAME, _TYPE, _PACKAGE, _PROCEDURE, _CORRELATION, _PROGRESS_AT, _STEP,
- _PERCENT, _METADATA_AT, _METADATA, _LAST_SEEN, _TERMINAL, _RANK, _ENDED_AT, _ERROR_CODE, _ERROR_MESSAGE,
- _STACK, _RESULT, _EVENTS, _LOGS, _UPDATED_AT) = range(_STATUS_WIDTH)
+(_TENANT, _PROCESS, _STARTED_AT, _NAME, _TYPE, _PACKAGE, _PROCEDURE, _CORRELATION, _STEP_AT, _STEP,
+ _PERCENT_AT, _PERCENT, _METADATA_AT, _METADATA, _LAST_SEEN, _TERMINAL, _RANK, _ENDED_AT, _ERROR_CODE,
+ _ERROR_MESSAGE, _STACK, _RESULT, _EVENTS, _LOGS, _UPDATED_AT) = range(_STATUS_WIDTH)
 
 
 class RowArena:
@@ -131,12 +131,14 @@ def _apply(status: list[Any], event: Event) -> None:
             status[_PROCEDURE] = event.procedure_name
             status[_CORRELATION] = event.correlation_id
     elif kind == S.PROGRESS:
-        if status[_PROGRESS_AT] is None or ts > status[_PROGRESS_AT]:
-            status[_PROGRESS_AT] = ts
-            if event.step is not None:
-                status[_STEP] = event.step
-            if event.percent is not None:
-                status[_PERCENT] = event.percent
+        # Step and percent each follow their own newest report, so a report that carries only one
+        # of them never hides the other, and folding a batch equals applying its events one by one.
+        if event.step is not None and (status[_STEP_AT] is None or ts > status[_STEP_AT]):
+            status[_STEP_AT] = ts
+            status[_STEP] = event.step
+        if event.percent is not None and (status[_PERCENT_AT] is None or ts > status[_PERCENT_AT]):
+            status[_PERCENT_AT] = ts
+            status[_PERCENT] = event.percent
     elif kind in S.TERMINAL_STATUS:
         rank = S.TERMINAL_RANK[kind]
         if status[_TERMINAL] is None or ts > status[_ENDED_AT] or (ts == status[_ENDED_AT] and rank > status[_RANK]):

@@ -32,6 +32,8 @@ cdef object _encoder = msgspec.json.Encoder()
 cdef object _EventWire = EventWire
 cdef object _DecodeError = msgspec.DecodeError
 cdef object _ValidationError = msgspec.ValidationError
+cdef tuple _JSON_ERRORS = S.JSON_ERRORS
+cdef tuple _BODY_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 cdef dict _TYPE_CODES = S.EVENT_TYPE_CODES
 cdef dict _LEVEL_CODES = S.LEVEL_CODES
 cdef tuple _PRIORITIES = S.PRIORITIES
@@ -186,28 +188,30 @@ cdef inline bint _is_control(Py_UCS4 ch) noexcept:
     return c < 0x20 or 0x7F <= c <= 0x9F
 
 
-cdef inline int _digits(str text, Py_ssize_t at, Py_ssize_t count) noexcept:
+cdef inline int _digits(const unsigned char* text, Py_ssize_t at, Py_ssize_t count) noexcept:
     """The decimal value of ``count`` ASCII digits at ``at``, or -1."""
     cdef int value = 0
     cdef Py_ssize_t i
-    cdef unsigned int c
+    cdef unsigned char c
     for i in range(at, at + count):
-        c = <unsigned int>(<Py_UCS4>text[i])
+        c = text[i]
         if c < 48 or c > 57:
             return -1
         value = value * 10 + <int>(c - 48)
     return value
 
 
-cdef bint parse_rfc3339(str text, int64_t* out) noexcept:
-    cdef Py_ssize_t n = len(text), pos = 19, frac_start
+cdef bint parse_rfc3339(str value, int64_t* out) noexcept:
+    # RFC 3339 is ASCII; anything else fails the grammar, so the bytes can be read directly.
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value), pos = 19, frac_start
+    cdef const unsigned char* text
     cdef int year, month, day, hour, minute, second, off_hour, off_minute, frac_digits
     cdef int64_t micros = 0, offset = 0, y, era, yoe, doy, doe, days, us
-    cdef Py_UCS4 c
-    cdef unsigned int digit
+    cdef unsigned char c
     cdef bint leap
-    if n < 20:
+    if n < 20 or not PyUnicode_IS_ASCII(value):
         return False
+    text = <const unsigned char*>PyUnicode_DATA(value)
     year = _digits(text, 0, 4)
     month = _digits(text, 5, 2)
     day = _digits(text, 8, 2)
@@ -215,20 +219,17 @@ cdef bint parse_rfc3339(str text, int64_t* out) noexcept:
     minute = _digits(text, 14, 2)
     second = _digits(text, 17, 2)
     if (year < 0 or month < 0 or day < 0 or hour < 0 or minute < 0 or second < 0
-            or text[4] != u'-' or text[7] != u'-' or text[13] != u':' or text[16] != u':'):
+            or text[4] != 45 or text[7] != 45 or text[13] != 58 or text[16] != 58):  # '-' and ':'
         return False
     c = text[10]
-    if c != u'T' and c != u't' and c != u' ':
+    if c != 84 and c != 116 and c != 32:  # 'T', 't', ' '
         return False
-    if text[pos] == u'.':
+    if text[pos] == 46:  # '.'
         pos += 1
         frac_start = pos
-        while pos < n:
-            digit = <unsigned int>(<Py_UCS4>text[pos])
-            if digit < 48 or digit > 57:
-                break
+        while pos < n and 48 <= text[pos] <= 57:
             if pos - frac_start < 6:
-                micros = micros * 10 + <int>(digit - 48)
+                micros = micros * 10 + <int>(text[pos] - 48)
             pos += 1
         frac_digits = <int>(pos - frac_start)
         if frac_digits == 0 or frac_digits > 9:
@@ -239,18 +240,18 @@ cdef bint parse_rfc3339(str text, int64_t* out) noexcept:
     if pos >= n:
         return False
     c = text[pos]
-    if c == u'Z' or c == u'z':
+    if c == 90 or c == 122:  # 'Z', 'z'
         if pos + 1 != n:
             return False
-    elif c == u'+' or c == u'-':
-        if pos + 6 != n or text[pos + 3] != u':':
+    elif c == 43 or c == 45:  # '+', '-'
+        if pos + 6 != n or text[pos + 3] != 58:
             return False
         off_hour = _digits(text, pos + 1, 2)
         off_minute = _digits(text, pos + 4, 2)
         if off_hour < 0 or off_minute < 0 or off_hour > 23 or off_minute > 59:
             return False
         offset = off_hour * 3600 + off_minute * 60
-        if c == u'-':
+        if c == 45:
             offset = -offset
     else:
         return False
@@ -441,10 +442,9 @@ def validate(wire, tenant=None):
 
 def decode_one(payload, tenant=None):
     try:
-        wire = _decoder.decode(payload)
-    except (_DecodeError, _ValidationError) as exc:
+        return validate_wire(_decoder.decode(payload), tenant)
+    except _JSON_ERRORS as exc:
         raise S.json_error(exc) from None
-    return validate_wire(wire, tenant)
 
 
 def decode_batch(payloads):
@@ -459,7 +459,7 @@ def decode_batch(payloads):
             events.append(validate_wire(decode(payload), None))
         except EventRejected as exc:
             rejects.append((index, payload, exc.code, exc.reason))
-        except (_DecodeError, _ValidationError) as exc:
+        except _JSON_ERRORS as exc:
             rejected = S.json_error(exc)
             rejects.append((index, payload, rejected.code, rejected.reason))
         index += 1
@@ -483,10 +483,10 @@ def prepare_http(bytes body, str tenant, Py_ssize_t max_events):
         typed = False
         try:
             items = _raw_list_decoder.decode(body)
-        except _DecodeError as exc:
-            raise S.BodyRejected(f"body is not valid JSON: {exc}") from None
-    except _DecodeError as exc:
-        raise S.BodyRejected(f"body is not valid JSON: {exc}") from None
+        except _BODY_ERRORS as exc:
+            raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
+    except _BODY_ERRORS as exc:
+        raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
     if len(items) > max_events:
         raise OverflowError(len(items))
     encode = _encoder.encode
@@ -494,7 +494,7 @@ def prepare_http(bytes body, str tenant, Py_ssize_t max_events):
         try:
             wire = item if typed else _decoder.decode(item)
             event = validate_wire(wire, tenant)
-        except (_DecodeError, _ValidationError) as exc:
+        except _JSON_ERRORS as exc:
             rejected = S.json_error(exc)
             errors.append((index, rejected.code, rejected.reason))
         except EventRejected as exc:

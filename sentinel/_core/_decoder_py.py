@@ -204,10 +204,9 @@ def validate(wire: EventWire, tenant: str | None = None) -> Event:
 
 def decode_one(payload: bytes, tenant: str | None = None) -> Event:
     try:
-        wire = _decoder.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return validate(_decoder.decode(payload), tenant)
+    except S.JSON_ERRORS as exc:
         raise S.json_error(exc) from None
-    return validate(wire, tenant)
 
 
 def decode_batch(
@@ -246,10 +245,10 @@ def prepare_http(
         typed = False
         try:
             items = _raw_list_decoder.decode(body)
-        except msgspec.DecodeError as exc:
-            raise S.BodyRejected(f"body is not valid JSON: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise S.BodyRejected(f"body is not valid JSON: {exc}") from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
     if len(items) > max_events:
         raise OverflowError(len(items))
     payloads: list[bytes] = []
@@ -259,7 +258,7 @@ def prepare_http(
         try:
             wire = item if typed else _decoder.decode(item)
             event = validate(wire, tenant)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except S.JSON_ERRORS as exc:
             rejected = S.json_error(exc)
             errors.append((index, rejected.code, rejected.reason))
             continue

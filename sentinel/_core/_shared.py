@@ -46,7 +46,7 @@ LOG_COLUMNS: Final = (
 )
 STATUS_COLUMNS: Final = (
     "tenant_id", "process_id", "started_at", "process_name", "process_type", "package_name",
-    "procedure_name", "correlation_id", "progress_at", "current_step", "progress_percent", "metadata_at",
+    "procedure_name", "correlation_id", "step_at", "current_step", "percent_at", "progress_percent", "metadata_at",
     "metadata", "last_seen_at", "terminal_status", "terminal_rank", "ended_at", "error_code",
     "error_message", "stack_trace", "result", "event_count", "log_count", "updated_at",
 )
@@ -116,10 +116,21 @@ def clip(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def json_detail(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 (byte 0x{exc.object[exc.start]:02x})"
+    return str(exc)
+
+
 def json_error(exc: Exception) -> EventRejected:
     if isinstance(exc, msgspec.ValidationError):
         return EventRejected(NOT_OBJECT, f"event must be a JSON object: {exc}")
-    return EventRejected(INVALID_JSON, f"invalid JSON: {exc}")
+    return EventRejected(INVALID_JSON, f"invalid JSON: {json_detail(exc)}")
+
+
+# What a payload's parsing can raise: msgspec's errors, and UnicodeDecodeError for bytes that are not
+# UTF-8 inside a string (msgspec) or inside a JSON object kept raw (the core decodes it).
+JSON_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
 
 
 def missing(field: str) -> EventRejected:

@@ -8,7 +8,7 @@ few hundred microseconds of CPU, so it runs on the event loop; only key fetching
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -33,7 +33,8 @@ class Principal:
     subject: str | None
     tenant: str
     roles: frozenset[str]
-    expires_at: float | None = None  # the token's ``exp`` (Unix seconds), for caches of verified tokens
+    # The token's ``exp`` (Unix seconds), for caches of verified tokens; not part of who the principal is.
+    expires_at: float | None = field(default=None, compare=False)
 
     def has_role(self, role: str) -> bool:
         return role in self.roles

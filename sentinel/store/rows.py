@@ -20,7 +20,7 @@ from sentinel.models import (
 
 PROCESS_COLUMNS: Final = (
     "tenant_id", "process_id", "status", "process_name", "process_type", "package_name", "procedure_name",
-    "correlation_id", "current_step", "progress_percent", "started_at", "progress_at", "last_seen_at",
+    "correlation_id", "current_step", "progress_percent", "started_at", "percent_at", "last_seen_at",
     "ended_at", "error_code", "error_message", "result", "metadata", "event_count", "log_count",
 )
 LOG_ENTRY_COLUMNS: Final = (
@@ -32,7 +32,7 @@ DEAD_LETTER_COLUMNS: Final = ("id", "code", "reason", "payload", "enqueued_at", 
 
 def status_from_row(row: Sequence[Any]) -> ProcessStatus:
     (tenant_id, process_id, status, name, ptype, package, procedure, correlation, step, percent, started,
-     progress_at, last_seen, ended, error_code, error_message, result, metadata, events, logs) = row
+     percent_at, last_seen, ended, error_code, error_message, result, metadata, events, logs) = row
     running = ended is None and status in ("RUNNING", "STALLED")
     return ProcessStatus(
         process_id=process_id,
@@ -49,7 +49,7 @@ def status_from_row(row: Sequence[Any]) -> ProcessStatus:
         last_seen_at=from_us(last_seen),
         ended_at=from_us(ended),
         duration_ms=(ended - started) // 1000 if ended is not None and started is not None else None,
-        estimated_completion=from_us(estimate_completion(started, progress_at, percent)) if running else None,
+        estimated_completion=from_us(estimate_completion(started, percent_at, percent)) if running else None,
         error_code=error_code,
         error_message=error_message,
         result=raw_json(result),

@@ -49,7 +49,8 @@ BUSY_TIMEOUT_MS: Final = 10_000
 PURGE_CHUNK: Final = 5_000
 
 _NEWER_START = "excluded.started_at IS NOT NULL AND (started_at IS NULL OR excluded.started_at > started_at)"
-_NEWER_PROGRESS = "excluded.progress_at IS NOT NULL AND (progress_at IS NULL OR excluded.progress_at > progress_at)"
+_NEWER_STEP = "excluded.step_at IS NOT NULL AND (step_at IS NULL OR excluded.step_at > step_at)"
+_NEWER_PERCENT = "excluded.percent_at IS NOT NULL AND (percent_at IS NULL OR excluded.percent_at > percent_at)"
 _NEWER_METADATA = "excluded.metadata_at IS NOT NULL AND (metadata_at IS NULL OR excluded.metadata_at > metadata_at)"
 _NEWER_END = (
     "excluded.ended_at IS NOT NULL AND (ended_at IS NULL OR excluded.ended_at > ended_at"
@@ -61,15 +62,15 @@ def _pick(column: str, condition: str, value: str | None = None) -> str:
     return f"{column} = CASE WHEN {condition} THEN {value or 'excluded.' + column} ELSE {column} END"
 
 
-# Binds follow sentinel._core.STATUS_COLUMNS (?1..?24); the merge is SPEC section 3 in SQL, the
+# Binds follow sentinel._core.STATUS_COLUMNS (?1..?25); the merge is SPEC section 3 in SQL, the
 # same fold the core applies within a batch, so batch-then-merge equals event-by-event.
 UPSERT_STATUS: Final = f"""
 INSERT INTO processes (tenant_id, process_id, status, started_at, process_name, process_type, package_name,
-    procedure_name, correlation_id, progress_at, current_step, progress_percent, metadata_at, metadata,
+    procedure_name, correlation_id, step_at, current_step, percent_at, progress_percent, metadata_at, metadata,
     last_seen_at, terminal_rank, ended_at, error_code, error_message, stack_trace, result, event_count,
     log_count, updated_at)
-VALUES (?1, ?2, COALESCE(?15, 'RUNNING'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?16, ?17, ?18,
-    ?19, ?20, ?21, ?22, ?23, ?24)
+VALUES (?1, ?2, COALESCE(?16, 'RUNNING'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?17, ?18,
+    ?19, ?20, ?21, ?22, ?23, ?24, ?25)
 ON CONFLICT (tenant_id, process_id) DO UPDATE SET
     {_pick("started_at", _NEWER_START)},
     {_pick("process_name", _NEWER_START)},
@@ -77,9 +78,10 @@ ON CONFLICT (tenant_id, process_id) DO UPDATE SET
     {_pick("package_name", _NEWER_START)},
     {_pick("procedure_name", _NEWER_START)},
     {_pick("correlation_id", _NEWER_START)},
-    {_pick("progress_at", _NEWER_PROGRESS)},
-    {_pick("current_step", _NEWER_PROGRESS, "COALESCE(excluded.current_step, current_step)")},
-    {_pick("progress_percent", _NEWER_PROGRESS, "COALESCE(excluded.progress_percent, progress_percent)")},
+    {_pick("step_at", _NEWER_STEP)},
+    {_pick("current_step", _NEWER_STEP)},
+    {_pick("percent_at", _NEWER_PERCENT)},
+    {_pick("progress_percent", _NEWER_PERCENT)},
     {_pick("metadata_at", _NEWER_METADATA)},
     {_pick("metadata", _NEWER_METADATA)},
     last_seen_at = MAX(last_seen_at, excluded.last_seen_at),
@@ -280,8 +282,9 @@ class SqliteStore:
     def mark_stalled(self, idle_before: int, now: int) -> int:
         with self.transaction() as conn:
             cursor = conn.execute(
-                "UPDATE processes SET status = 'STALLED' WHERE status = 'RUNNING' AND updated_at < ?",
-                (idle_before,),
+                # updated_at moves too, so a client polling with updated_since sees the change.
+                "UPDATE processes SET status = 'STALLED', updated_at = ? WHERE status = 'RUNNING' AND updated_at < ?",
+                (now, idle_before),
             )
             return cursor.rowcount
 

@@ -25,8 +25,9 @@ CREATE TABLE processes (
     package_name     TEXT,
     procedure_name   TEXT,
     correlation_id   TEXT,
-    progress_at      INTEGER,
+    step_at          INTEGER,
     current_step     TEXT,
+    percent_at       INTEGER,
     progress_percent REAL,
     metadata_at      INTEGER,
     metadata         TEXT,
@@ -46,7 +47,7 @@ CREATE INDEX processes_recent ON processes (tenant_id, last_seen_at DESC, proces
 CREATE INDEX processes_idle ON processes (updated_at) WHERE status = 'RUNNING';
 
 CREATE TABLE logs (
-    seq            INTEGER PRIMARY KEY,
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after retention: SSE resumes by seq
     tenant_id      TEXT    NOT NULL,
     process_id     TEXT    NOT NULL,
     event_id       TEXT    NOT NULL,
