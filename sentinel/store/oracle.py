@@ -38,7 +38,7 @@ from typing import Any, Final, cast
 import msgspec
 import oracledb
 
-from sentinel._core import LOG_COLUMNS, STATUS_COLUMNS, Batch
+from sentinel._core import DEDUPE_COLUMNS, LOG_COLUMNS, STATUS_COLUMNS, Batch
 from sentinel.config import Settings, load_settings
 from sentinel.models import DeadLetter, LogEntry, ProcessStatus, to_us
 from sentinel.store import oracle_sql as Q
@@ -582,18 +582,31 @@ class _Key(msgspec.Struct):
 
 _key_decoder = msgspec.json.Decoder(_Key)
 
-# setinputsizes per statement, in bind order. Strings: their longest length in characters (the driver
-# grows the buffer if a value is longer); CLOB and BLOB columns: LONG and LONG RAW, which the
-# database accepts for LOB inserts at any length; numbers and doubles by type.
+# setinputsizes per statement, in bind order, from the columns the core's rows hold. Strings: their
+# longest length in characters (the driver grows the buffer for a longer value); CLOB and BLOB
+# columns: LONG and LONG RAW, which the database takes for LOB inserts of any length; numbers (all
+# times are microseconds) and the percentage by type. A column missing here fails at import.
 _NUMBER = oracledb.DB_TYPE_NUMBER
 _LONG = oracledb.DB_TYPE_LONG
-_LOG_SIZES: Final = (50, 100, 64, _NUMBER, _NUMBER, _LONG, _LONG, 200, 200, 32, 16, _NUMBER, _NUMBER)
-_STAGE_SIZES: Final = (
-    50, 100, _NUMBER, 200, 200, 200, 200, 200, _NUMBER, 200, oracledb.DB_TYPE_BINARY_DOUBLE, _NUMBER, _LONG,
-    _NUMBER, 10, _NUMBER, _NUMBER, 200, _LONG, _LONG, _LONG, _NUMBER, _NUMBER, _NUMBER,
-)
-_DEDUPE_SIZES: Final = (50, 64, _NUMBER)
-_DEAD_SIZES: Final = (40, MAX_REASON, oracledb.DB_TYPE_LONG_RAW, _NUMBER, _NUMBER)
+_BIND_TYPES: Final[dict[str, Any]] = {
+    "tenant_id": 50, "process_id": 100, "event_id": 64, "process_name": 200, "process_type": 200,
+    "package_name": 200, "procedure_name": 200, "correlation_id": 200, "current_step": 200, "component": 200,
+    "error_code": 200, "trace_id": 32, "span_id": 16, "terminal_status": 10, "code": 40, "reason": MAX_REASON,
+    "level": _NUMBER, "terminal_rank": _NUMBER, "event_count": _NUMBER, "log_count": _NUMBER,
+    "duration_us": _NUMBER, "ts": _NUMBER, "progress_percent": oracledb.DB_TYPE_BINARY_DOUBLE,
+    "message": _LONG, "details": _LONG, "metadata": _LONG, "error_message": _LONG, "stack_trace": _LONG,
+    "result": _LONG, "payload": oracledb.DB_TYPE_LONG_RAW,
+}
+
+
+def _bind_types(columns: Sequence[str]) -> tuple[Any, ...]:
+    return tuple(_NUMBER if column.endswith("_at") else _BIND_TYPES[column] for column in columns)
+
+
+_LOG_SIZES: Final = _bind_types(LOG_COLUMNS)
+_STAGE_SIZES: Final = _bind_types(STATUS_COLUMNS)
+_DEDUPE_SIZES: Final = _bind_types(DEDUPE_COLUMNS)
+_DEAD_SIZES: Final = _bind_types(("code", "reason", "payload", "enqueued_at", "dead_at"))
 
 
 class OracleConsumer:

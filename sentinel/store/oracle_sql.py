@@ -46,7 +46,8 @@ INSERT_DEAD_LETTER: Final = (
 # SPEC section 3 as a MERGE: the same rules, in the same words, as sentinel.store.sqlite.UPSERT_STATUS
 # (s = the batch's folded row, t = the stored one; t.* in SET are the values before the update).
 _NEWER_START = "s.started_at IS NOT NULL AND (t.started_at IS NULL OR s.started_at > t.started_at)"
-_NEWER_PROGRESS = "s.progress_at IS NOT NULL AND (t.progress_at IS NULL OR s.progress_at > t.progress_at)"
+_NEWER_STEP = "s.step_at IS NOT NULL AND (t.step_at IS NULL OR s.step_at > t.step_at)"
+_NEWER_PERCENT = "s.percent_at IS NOT NULL AND (t.percent_at IS NULL OR s.percent_at > t.percent_at)"
 _NEWER_METADATA = "s.metadata_at IS NOT NULL AND (t.metadata_at IS NULL OR s.metadata_at > t.metadata_at)"
 _NEWER_END = (
     "s.ended_at IS NOT NULL AND (t.ended_at IS NULL OR s.ended_at > t.ended_at"
@@ -60,7 +61,7 @@ def _pick(column: str, condition: str, value: str | None = None) -> str:
 
 _INSERTED: Final = (
     "tenant_id", "process_id", "status", "started_at", "process_name", "process_type", "package_name",
-    "procedure_name", "correlation_id", "progress_at", "current_step", "progress_percent", "metadata_at",
+    "procedure_name", "correlation_id", "step_at", "current_step", "percent_at", "progress_percent", "metadata_at",
     "metadata", "last_seen_at", "terminal_rank", "ended_at", "error_code", "error_message", "stack_trace",
     "result", "event_count", "log_count", "updated_at",
 )
@@ -79,9 +80,10 @@ WHEN MATCHED THEN UPDATE SET
     {_pick("package_name", _NEWER_START)},
     {_pick("procedure_name", _NEWER_START)},
     {_pick("correlation_id", _NEWER_START)},
-    {_pick("progress_at", _NEWER_PROGRESS)},
-    {_pick("current_step", _NEWER_PROGRESS, "COALESCE(s.current_step, t.current_step)")},
-    {_pick("progress_percent", _NEWER_PROGRESS, "COALESCE(s.progress_percent, t.progress_percent)")},
+    {_pick("step_at", _NEWER_STEP)},
+    {_pick("current_step", _NEWER_STEP)},
+    {_pick("percent_at", _NEWER_PERCENT)},
+    {_pick("progress_percent", _NEWER_PERCENT)},
     {_pick("metadata_at", _NEWER_METADATA)},
     {_pick("metadata", _NEWER_METADATA)},
     t.last_seen_at = GREATEST(t.last_seen_at, s.last_seen_at),
