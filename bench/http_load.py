@@ -124,15 +124,23 @@ def run_wrk(url: str, script: str, connections: int, duration: int) -> dict[str,
         handle.write(script + REPORT_LUA)
     try:
         # warm up (JIT-less, but caches, connections, token caches) then measure
-        subprocess.run(["wrk", "-t2", f"-c{connections}", "-d2s", "-s", handle.name, url],
-                       capture_output=True, check=True, timeout=60)
-        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
-                              "-s", handle.name, url], capture_output=True, check=True, text=True,
-                             timeout=duration + 60).stdout
+        subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", "-d2s", "-s", handle.name, url],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", handle.name, url],
+            capture_output=True,
+            check=True,
+            text=True,
+            timeout=duration + 60,
+        ).stdout
     finally:
         os.unlink(handle.name)
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
+    result: dict[str, float] = json.loads(line[len("RESULT ") :])
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     return result
 
@@ -162,8 +170,9 @@ def main() -> int:
     token = authority.mint("acme", roles=["sentinel-ingest"], ttl_seconds=3600)
     public_pem = work / "public.pem"
     key = serialization.load_pem_private_key(authority.key_path.read_bytes(), password=None)
-    public_pem.write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    public_pem.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     scripts = {
         "GET /status/{id}": ("/status/x", STATUS_LUA % {"ids": work / "ids.txt", "token": token}),
@@ -172,19 +181,54 @@ def main() -> int:
     }
     results: dict[str, dict[str, dict[str, float]]] = {}
     servers = {
-        "sentinel": ([sys.executable, "-m", "sentinel", "serve", "--dev", "--host", "127.0.0.1",
-                      "--workers", str(args.workers), "--port"], {**env, "SENTINEL_DATA_DIR": str(sdata)}),
-        "baseline": ([sys.executable, "-m", "uvicorn", "bench.baseline.app:app", "--host", "127.0.0.1",
-                      "--workers", str(args.workers), "--log-level", "warning", "--port"],
-                     {**base_env, "BASELINE_DB": str(bdata / "sentinel.db"), "BASELINE_PUBLIC_KEY": str(public_pem),
-                      "PYTHONPATH": str(REPO)}),
+        "sentinel": (
+            [
+                sys.executable,
+                "-m",
+                "sentinel",
+                "serve",
+                "--dev",
+                "--host",
+                "127.0.0.1",
+                "--workers",
+                str(args.workers),
+                "--port",
+            ],
+            {**env, "SENTINEL_DATA_DIR": str(sdata)},
+        ),
+        "baseline": (
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.baseline.app:app",
+                "--host",
+                "127.0.0.1",
+                "--workers",
+                str(args.workers),
+                "--log-level",
+                "warning",
+                "--port",
+            ],
+            {
+                **base_env,
+                "BASELINE_DB": str(bdata / "sentinel.db"),
+                "BASELINE_PUBLIC_KEY": str(public_pem),
+                "PYTHONPATH": str(REPO),
+            },
+        ),
     }
     for name, (command, server_env) in servers.items():
         port = free_port()
         log_path = work / f"{name}.log"
         with log_path.open("wb") as log_file:
-            proc = subprocess.Popen([*command, str(port)], env=server_env, cwd=REPO if name == "baseline" else work,
-                                    stdout=log_file, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [*command, str(port)],
+                env=server_env,
+                cwd=REPO if name == "baseline" else work,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
         try:
             try:
                 wait_ready(f"http://127.0.0.1:{port}/" + ("ready" if name == "sentinel" else "docs"), proc)
@@ -194,9 +238,12 @@ def main() -> int:
             for label, (path, script) in scripts.items():
                 result = run_wrk(f"http://127.0.0.1:{port}{path}", script, args.connections, args.duration)
                 results.setdefault(label, {})[name] = result
-                print(f"{name:9} {label:28} {result['rps']:9.0f} req/s  p50 {result['p50_us'] / 1000:7.2f} ms  "
-                      f"p99 {result['p99_us'] / 1000:7.2f} ms  non-2xx {result['non2xx']}  "
-                      f"socket errors {result['socket_errors']}", flush=True)
+                print(
+                    f"{name:9} {label:28} {result['rps']:9.0f} req/s  p50 {result['p50_us'] / 1000:7.2f} ms  "
+                    f"p99 {result['p99_us'] / 1000:7.2f} ms  non-2xx {result['non2xx']}  "
+                    f"socket errors {result['socket_errors']}",
+                    flush=True,
+                )
         finally:
             proc.terminate()
             try:
@@ -204,13 +251,17 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
     print(f"\n{args.connections} connections, {args.duration}s per endpoint, {args.workers} workers each, wrk -t2")
-    print(f"{'endpoint':28} {'sentinel/baseline req/s':>24} {'sentinel p99':>13} {'baseline p99':>13} "
-          f"{'events/s accepted':>18}")
+    print(
+        f"{'endpoint':28} {'sentinel/baseline req/s':>24} {'sentinel p99':>13} {'baseline p99':>13} "
+        f"{'events/s accepted':>18}"
+    )
     for label, by in results.items():
         s, b = by["sentinel"], by["baseline"]
         events = f"{s['rps'] * 100:,.0f}" if label.startswith("POST") else ""
-        print(f"{label:28} {s['rps'] / b['rps']:23.2f}x {s['p99_us'] / 1000:11.2f}ms {b['p99_us'] / 1000:11.2f}ms "
-              f"{events:>18}")
+        print(
+            f"{label:28} {s['rps'] / b['rps']:23.2f}x {s['p99_us'] / 1000:11.2f}ms {b['p99_us'] / 1000:11.2f}ms "
+            f"{events:>18}"
+        )
     threading.Thread(target=shutil.rmtree, args=(work,), kwargs={"ignore_errors": True}).start()
     return 0
 

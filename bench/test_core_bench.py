@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -10,16 +11,18 @@ import pytest
 from sentinel._core import _batch_py, _decoder_py
 
 try:
-    from sentinel._core import _batch_c, _decoder_c  # type: ignore[attr-defined]
+    from sentinel._core import _batch_c, _decoder_c
+
+    _compiled: tuple[ModuleType, ModuleType] | None = (_decoder_c, _batch_c)
 except ImportError:  # pragma: no cover
-    _batch_c = _decoder_c = None
+    _compiled = None
 
 from conftest import record_ratio
 
 BATCH = 1000
-IMPLS = {"python": (_decoder_py, _batch_py)}
-if _decoder_c is not None:
-    IMPLS["compiled"] = (_decoder_c, _batch_c)
+IMPLS: dict[str, tuple[ModuleType, ModuleType]] = {"python": (_decoder_py, _batch_py)}
+if _compiled is not None:
+    IMPLS["compiled"] = _compiled
 
 
 def decode_and_build(decoder: Any, batch: Any, chunks: list[list[bytes]]) -> int:
@@ -60,5 +63,8 @@ def test_ratio_compiled_over_twin(chunks: list[list[bytes]], payloads: list[byte
             best[name] = min(best[name], time.perf_counter() - started)
     ratio = best["python"] / best["compiled"]
     rate = len(payloads) / best["compiled"]
-    record_ratio("core decode+batch: compiled / pure-Python twin", ratio,
-                 f"(compiled {rate:,.0f} ev/s, twin {len(payloads) / best['python']:,.0f} ev/s)")
+    record_ratio(
+        "core decode+batch: compiled / pure-Python twin",
+        ratio,
+        f"(compiled {rate:,.0f} ev/s, twin {len(payloads) / best['python']:,.0f} ev/s)",
+    )

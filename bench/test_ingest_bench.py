@@ -17,8 +17,8 @@ from typing import Any
 
 import msgspec
 import pytest
-
 from conftest import record_ratio
+
 from sentinel import _core
 from sentinel.config import load_settings
 from sentinel.ingest.worker import IngestWorker, now_us
@@ -39,8 +39,9 @@ def fresh_store(path: Path, payloads: list[bytes]) -> sq.SqliteStore:
 
 def run_pipeline(tmp: Path, payloads: list[bytes]) -> float:
     store = fresh_store(tmp / "pipeline.db", payloads)
-    settings = load_settings({"SENTINEL_DATA_DIR": str(tmp), "SENTINEL_BATCH_SIZE": str(BATCH),
-                              "SENTINEL_FLUSH_INTERVAL_MS": "5"})
+    settings = load_settings(
+        {"SENTINEL_DATA_DIR": str(tmp), "SENTINEL_BATCH_SIZE": str(BATCH), "SENTINEL_FLUSH_INTERVAL_MS": "5"}
+    )
     worker = IngestWorker(store, settings)
     thread = threading.Thread(target=worker.run)
     started = time.perf_counter()
@@ -68,12 +69,14 @@ def prebuilt_rows(store: sq.SqliteStore, payloads: list[bytes]) -> list[tuple[An
         )
         events, _ = _core.decode_batch([row[0] for row in rows])
         batch = builder.build(events, (), now_us())
-        batches.append((
-            msgspec.json.encode(chunk_ids),
-            [list(r) for r in batch.dedupe_rows],
-            [list(r) for r in batch.log_rows],
-            [list(r) for r in batch.status_rows],
-        ))
+        batches.append(
+            (
+                msgspec.json.encode(chunk_ids),
+                [list(r) for r in batch.dedupe_rows],
+                [list(r) for r in batch.log_rows],
+                [list(r) for r in batch.status_rows],
+            )
+        )
     return batches
 
 
@@ -108,10 +111,15 @@ def test_pipeline_against_raw_store_limit(tmp_path: Path, payloads: list[bytes],
     benchmark.extra_info.update(events=n, pipeline_eps=n / pipeline, raw_eps=n / raw)
     benchmark.pedantic(lambda: None, rounds=1)
     ratio = raw / pipeline
-    print(f"\npipeline {n / pipeline:,.0f} events/s   raw store limit {n / raw:,.0f} events/s   "
-          f"pipeline/raw {ratio:.1%}  (best of {rounds}, core={_core.IMPLEMENTATION})")
-    record_ratio("ingest: pipeline / raw store limit (same rows)", ratio,
-                 f"(pipeline {n / pipeline:,.0f} ev/s, raw {n / raw:,.0f} ev/s, {_core.IMPLEMENTATION} core)")
+    print(
+        f"\npipeline {n / pipeline:,.0f} events/s   raw store limit {n / raw:,.0f} events/s   "
+        f"pipeline/raw {ratio:.1%}  (best of {rounds}, core={_core.IMPLEMENTATION})"
+    )
+    record_ratio(
+        "ingest: pipeline / raw store limit (same rows)",
+        ratio,
+        f"(pipeline {n / pipeline:,.0f} ev/s, raw {n / raw:,.0f} ev/s, {_core.IMPLEMENTATION} core)",
+    )
 
 
 @pytest.fixture(autouse=True)

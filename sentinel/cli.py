@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,20 +33,20 @@ def _store(settings: Settings) -> Any:
 # migrate ---------------------------------------------------------------------------------------
 def cmd_migrate(args: argparse.Namespace) -> int:
     if args.oracle:
-        from sentinel.store.oracle import plan_migration
+        from sentinel.store.oracle import render_plan
 
-        plan = plan_migration()
         if args.dry_run:
-            for filename, statement in plan:
-                print(f"-- {filename}\n{statement}\n/" if statement.rstrip().endswith(("END;", "END")) else
-                      f"-- {filename}\n{statement};")
+            # The statements in order, as a script SQL*Plus would run; no database is touched.
+            sys.stdout.write(render_plan())
             return 0
         settings = _settings(args)
         if settings.backend != "oracle":
             raise SettingsError("ORACLE_CONNECT_STRING: required for sentinel migrate --oracle")
         store = _store(settings)
         applied = store.migrate()
-        print(f"oracle: {len(applied)} statement(s) run")
+        done = f"applied {', '.join(applied)}" if applied else "schema is up to date"
+        print(f"oracle {settings.oracle_connect_string}: {done}")
+        store.close()
         return 0
     settings = _settings(args)
     store = _store(settings)
@@ -109,8 +104,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     if args.stdout:
+
         def send(chunk: list[bytes]) -> None:
             sys.stdout.buffer.write(b"\n".join(chunk) + b"\n")
+
         close = sys.stdout.flush
     else:
         settings = _settings(args)
@@ -120,6 +117,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         def send(chunk: list[bytes]) -> None:
             store.enqueue(chunk, [priority_of(p) for p in chunk])
+
         close = store.close
     chunk = 500 if args.rate <= 0 else max(1, min(500, int(args.rate / 10)))
     try:
@@ -191,8 +189,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args, dev=True if args.dev else None)
     require_identity_provider(settings)
-    return serve(settings, demo=args.demo, demo_rate=args.demo_rate, port=args.port, host=args.host,
-                 workers=args.workers)
+    return serve(
+        settings, demo=args.demo, demo_rate=args.demo_rate, port=args.port, host=args.host, workers=args.workers
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -160,9 +160,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev_mode: bool | None
     pool_min = _int(env, "POOL_MIN_CONNECTIONS", 5, 0, 1000)
     pool_max = _int(env, "POOL_MAX_CONNECTIONS", 20, 1, 1000)
     if pool_max < pool_min:
-        raise SettingsError(f"POOL_MAX_CONNECTIONS: expected at least POOL_MIN_CONNECTIONS ({pool_min}), got {pool_max}")
+        raise SettingsError(
+            f"POOL_MAX_CONNECTIONS: expected at least POOL_MIN_CONNECTIONS ({pool_min}), got {pool_max}"
+        )
     port = _int(env, "SENTINEL_LISTEN_PORT", 8080, 0, 65535)
-    settings = Settings(
+    return Settings(
         backend="oracle" if backend == "oracle" else "sqlite",
         data_dir=Path(_text(env, "SENTINEL_DATA_DIR") or "./sentinel-data"),
         oracle_connect_string=connect,
@@ -191,7 +193,6 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev_mode: bool | None
         dev_mode=_bool(env, "SENTINEL_DEV_MODE", False) if dev_mode is None else dev_mode,
         runtime_dir=Path(runtime) if (runtime := _text(env, "SENTINEL_RUNTIME_DIR")) else None,
     )
-    return settings
 
 
 def require_identity_provider(settings: Settings) -> None:

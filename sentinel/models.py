@@ -7,7 +7,7 @@ stored as text (``metadata``, ``result``, ``details``) travel as ``msgspec.Raw``
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, overload
 
 import msgspec
 
@@ -19,6 +19,10 @@ TERMINAL: frozenset[str] = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@overload
+def from_us(us: int) -> datetime: ...
+@overload
+def from_us(us: int | None) -> datetime | None: ...
 def from_us(us: int | None) -> datetime | None:
     return None if us is None else _EPOCH + timedelta(microseconds=us)
 

@@ -34,13 +34,19 @@ GRACE_SECONDS = 30.0
 
 def _banner(settings: Settings, host: str, port: int, workers: int) -> None:
     where = settings.sqlite_path if settings.backend == "sqlite" else settings.oracle_connect_string
-    log.info("Process Sentinel on http://%s:%d  (%d HTTP worker(s), core=%s, store=%s %s)",
-             host, port, workers, _core.IMPLEMENTATION, settings.backend, where)
+    log.info(
+        "Process Sentinel on http://%s:%d  (%d HTTP worker(s), core=%s, store=%s %s)",
+        host,
+        port,
+        workers,
+        _core.IMPLEMENTATION,
+        settings.backend,
+        where,
+    )
     if settings.dev_mode:
         bar = "!" * 78
         log.warning(bar)
-        log.warning("DEV MODE: tokens are signed by a local key in %s; do not expose this server.",
-                    settings.data_dir)
+        log.warning("DEV MODE: tokens are signed by a local key in %s; do not expose this server.", settings.data_dir)
         log.warning("Mint one with:  sentinel token --tenant acme --data-dir %s", settings.data_dir)
         log.warning(bar)
 
@@ -117,12 +123,14 @@ def serve(
     metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or runtime_dir / "metrics")
     prepare_multiprocess_dir(metrics_dir)
     env = dict(os.environ)
-    env.update({
-        "SENTINEL_RUNTIME_DIR": str(runtime_dir),
-        "SENTINEL_DATA_DIR": str(settings.data_dir),
-        "SENTINEL_DEV_MODE": "1" if settings.dev_mode else "0",
-        MULTIPROC_ENV: str(metrics_dir),
-    })
+    env.update(
+        {
+            "SENTINEL_RUNTIME_DIR": str(runtime_dir),
+            "SENTINEL_DATA_DIR": str(settings.data_dir),
+            "SENTINEL_DEV_MODE": "1" if settings.dev_mode else "0",
+            MULTIPROC_ENV: str(metrics_dir),
+        }
+    )
     _banner(settings, host, port, workers)
     supervisor = Supervisor(settings, env)
 
@@ -134,15 +142,41 @@ def serve(
     try:
         supervisor.start_ingest()
         supervisor.http = supervisor.spawn(
-            "granian", "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
-            "--workers", str(workers), "--loop", "uvloop", "--no-ws", "--log-level", "warning",
-            "--workers-kill-timeout", str(int(GRACE_SECONDS)),
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "uvloop",
+            "--no-ws",
+            "--log-level",
+            "warning",
+            "--workers-kill-timeout",
+            str(int(GRACE_SECONDS)),
             "sentinel.api.app:create_app",
         )
         if demo:
             supervisor.demo = supervisor.spawn(
-                "sentinel", "simulate", "--forever", "--rate", str(demo_rate), "--processes", "200",
-                "--invalid-rate", "0.002", "--tenant", "acme", "--tenant", "globex", "--quiet",
+                "sentinel",
+                "simulate",
+                "--forever",
+                "--rate",
+                str(demo_rate),
+                "--processes",
+                "200",
+                "--invalid-rate",
+                "0.002",
+                "--tenant",
+                "acme",
+                "--tenant",
+                "globex",
+                "--quiet",
             )
             log.info("demo traffic: ~%.0f events/s for tenants acme and globex", demo_rate)
         supervisor.watch()

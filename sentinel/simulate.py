@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from sentinel._core import PRIORITIES, EVENT_TYPES
+from sentinel._core import EVENT_TYPES, PRIORITIES
 
 PROCESS_TYPES = ("BATCH", "ETL", "REPORT", "SYNC", "BILLING")
 PACKAGES = ("PKG_LOADER", "PKG_BILLING", "PKG_REPORTS", "PKG_SYNC")
@@ -46,40 +46,60 @@ def _ts(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _process_events(rnd: random.Random, cfg: SimulationConfig, tenant: str, pid: str,
-                    start: datetime) -> Iterator[dict[str, Any]]:
+def _process_events(
+    rnd: random.Random, cfg: SimulationConfig, tenant: str, pid: str, start: datetime
+) -> Iterator[dict[str, Any]]:
     clock = start
 
     def event(kind: str, **fields: Any) -> dict[str, Any]:
         nonlocal clock
         clock += timedelta(milliseconds=rnd.randint(5, 400))
-        return {"event_id": uuid.uuid4().hex, "event_type": kind, "process_id": pid, "tenant_id": tenant,
-                "timestamp": _ts(clock), **fields}
+        return {
+            "event_id": uuid.uuid4().hex,
+            "event_type": kind,
+            "process_id": pid,
+            "tenant_id": tenant,
+            "timestamp": _ts(clock),
+            **fields,
+        }
 
     package = rnd.choice(PACKAGES)
-    yield event("STARTED", process_name=f"{package.lower()}_{pid[-4:]}", process_type=rnd.choice(PROCESS_TYPES),
-                package_name=package, procedure_name=rnd.choice(("RUN", "EXECUTE", "PROCESS_ALL")),
-                correlation_id=uuid.uuid4().hex[:16], metadata={"host": f"db{rnd.randint(1, 4)}", "attempt": 1})
+    yield event(
+        "STARTED",
+        process_name=f"{package.lower()}_{pid[-4:]}",
+        process_type=rnd.choice(PROCESS_TYPES),
+        package_name=package,
+        procedure_name=rnd.choice(("RUN", "EXECUTE", "PROCESS_ALL")),
+        correlation_id=uuid.uuid4().hex[:16],
+        metadata={"host": f"db{rnd.randint(1, 4)}", "attempt": 1},
+    )
     steps = rnd.randint(*cfg.steps)
     outcome = rnd.random()
     fail_at = rnd.randint(1, steps) if outcome < cfg.failure_rate else None
-    cancel_at = (rnd.randint(1, steps)
-                 if fail_at is None and outcome < cfg.failure_rate + cfg.cancel_rate else None)
+    cancel_at = rnd.randint(1, steps) if fail_at is None and outcome < cfg.failure_rate + cfg.cancel_rate else None
     for number in range(1, steps + 1):
         step = STEPS[(number - 1) % len(STEPS)]
         yield event("PROGRESS", step=step, percent=round(100 * (number - 1) / steps, 1))
         for _ in range(rnd.randint(*cfg.logs_per_step)):
-            yield event("LOG", level=rnd.choices(("DEBUG", "INFO", "WARN"), (2, 6, 1))[0],
-                        message=f"{step}: processed {rnd.randint(10, 50_000)} rows",
-                        component=rnd.choice(COMPONENTS), details={"step": number, "batch": rnd.randint(1, 99)},
-                        trace_id=uuid.uuid4().hex, span_id=uuid.uuid4().hex[:16],
-                        duration_us=rnd.randint(100, 5_000_000))
+            yield event(
+                "LOG",
+                level=rnd.choices(("DEBUG", "INFO", "WARN"), (2, 6, 1))[0],
+                message=f"{step}: processed {rnd.randint(10, 50_000)} rows",
+                component=rnd.choice(COMPONENTS),
+                details={"step": number, "batch": rnd.randint(1, 99)},
+                trace_id=uuid.uuid4().hex,
+                span_id=uuid.uuid4().hex[:16],
+                duration_us=rnd.randint(100, 5_000_000),
+            )
         yield event("HEARTBEAT", message=f"alive in {step}")
         if number == fail_at:
-            yield event("LOG", level="ERROR", message=f"{step} failed: ORA-01555 snapshot too old",
-                        component="writer")
-            yield event("ERROR", error_code="ORA-01555", error_message="snapshot too old",
-                        stack_trace=f"ORA-06512: at \"{package}.RUN\", line {rnd.randint(10, 900)}")
+            yield event("LOG", level="ERROR", message=f"{step} failed: ORA-01555 snapshot too old", component="writer")
+            yield event(
+                "ERROR",
+                error_code="ORA-01555",
+                error_message="snapshot too old",
+                stack_trace=f'ORA-06512: at "{package}.RUN", line {rnd.randint(10, 900)}',
+            )
             return
         if number == cancel_at:
             yield event("CANCELLED", reason="cancelled by operator")
@@ -102,8 +122,11 @@ def generate(cfg: SimulationConfig) -> Iterator[bytes]:
         if number is None:
             return False
         tenant = cfg.tenants[number % len(cfg.tenants)]
-        live.append(_process_events(rnd, cfg, tenant, f"{prefix}-{number:06d}",
-                                    start + timedelta(milliseconds=rnd.randint(0, 20_000))))
+        live.append(
+            _process_events(
+                rnd, cfg, tenant, f"{prefix}-{number:06d}", start + timedelta(milliseconds=rnd.randint(0, 20_000))
+            )
+        )
         return True
 
     while len(live) < cfg.concurrency and admit():
@@ -117,8 +140,13 @@ def generate(cfg: SimulationConfig) -> Iterator[bytes]:
             continue
         payload = encode(item)
         if rnd.random() < cfg.invalid_rate:
-            yield rnd.choice((payload[: len(payload) // 2], encode({**item, "timestamp": "yesterday"}),
-                              encode({**item, "event_type": "FINISHED"})))
+            yield rnd.choice(
+                (
+                    payload[: len(payload) // 2],
+                    encode({**item, "timestamp": "yesterday"}),
+                    encode({**item, "event_type": "FINISHED"}),
+                )
+            )
             continue
         if rnd.random() < cfg.late_rate:
             late.append(payload)
@@ -189,8 +217,14 @@ def estimate_total(cfg: SimulationConfig) -> int:
     return int(cfg.processes * (2 + steps * (2 + logs)) * (1 + cfg.duplicate_rate))
 
 
-def run(cfg: SimulationConfig, send: Callable[[list[bytes]], None], *, chunk: int = 500,
-        rate: float = 0.0, progress: ProgressBar | None = None) -> int:
+def run(
+    cfg: SimulationConfig,
+    send: Callable[[list[bytes]], None],
+    *,
+    chunk: int = 500,
+    rate: float = 0.0,
+    progress: ProgressBar | None = None,
+) -> int:
     """Send a run through ``send`` in chunks, at most ``rate`` messages per second (0: unlimited)."""
     sent = 0
     started = time.monotonic()

@@ -446,3 +446,14 @@ def test_compiled_equals_twin_on_http_bodies(items: list[object], tenant: str) -
         except (OverflowError, core.BodyRejected) as exc:
             results.append((type(exc), str(exc)))
     assert results[0] == results[1]
+
+
+@needs_compiled
+def test_compiled_equals_twin_on_simulated_traffic() -> None:
+    """Realistic traffic exercises every field (span ids, stack traces, metadata) on valid events."""
+    from sentinel.simulate import SimulationConfig, generate
+
+    payloads = list(generate(SimulationConfig(processes=60, seed=5, invalid_rate=0.05, duplicate_rate=0.05)))
+    compiled, python = both(payloads)
+    assert compiled == python
+    assert len(compiled[0]) > 500

@@ -38,8 +38,14 @@ def db() -> Iterator[sqlite3.Connection]:
 
 def tenant(authorization: str = Header(...)) -> str:
     try:
-        claims = jwt.decode(authorization.removeprefix("Bearer "), PUBLIC_KEY, algorithms=["ES256"],
-                            audience="sentinel", issuer="sentinel-dev", leeway=30)
+        claims = jwt.decode(
+            authorization.removeprefix("Bearer "),
+            PUBLIC_KEY,
+            algorithms=["ES256"],
+            audience="sentinel",
+            issuer="sentinel-dev",
+            leeway=30,
+        )
     except jwt.PyJWTError:
         raise HTTPException(401, "invalid token") from None
     return str(claims["tenant_id"])
@@ -85,9 +91,11 @@ class Event(BaseModel):
     model_config = {"extra": "allow"}
 
 
-COLUMNS = ("process_id, tenant_id, status, process_name, process_type, package_name, procedure_name, "
-           "correlation_id, current_step, progress_percent, started_at, last_seen_at, ended_at, error_code, "
-           "error_message, result, metadata, event_count, log_count")
+COLUMNS = (
+    "process_id, tenant_id, status, process_name, process_type, package_name, procedure_name, "
+    "correlation_id, current_step, progress_percent, started_at, last_seen_at, ended_at, error_code, "
+    "error_message, result, metadata, event_count, log_count"
+)
 
 
 def to_status(row: tuple[Any, ...]) -> Status:
@@ -102,8 +110,9 @@ def to_status(row: tuple[Any, ...]) -> Status:
 
 @app.get("/status/{process_id}")
 def status(process_id: str, tenant_id: str = Depends(tenant), conn: sqlite3.Connection = Depends(db)) -> Status:
-    row = conn.execute(f"SELECT {COLUMNS} FROM processes WHERE tenant_id = ? AND process_id = ?",
-                       (tenant_id, process_id)).fetchone()
+    row = conn.execute(
+        f"SELECT {COLUMNS} FROM processes WHERE tenant_id = ? AND process_id = ?", (tenant_id, process_id)
+    ).fetchone()
     if row is None:
         raise HTTPException(404, "no such process")
     return to_status(row)
@@ -111,8 +120,10 @@ def status(process_id: str, tenant_id: str = Depends(tenant), conn: sqlite3.Conn
 
 @app.get("/processes")
 def processes(limit: int = 50, tenant_id: str = Depends(tenant), conn: sqlite3.Connection = Depends(db)) -> Page:
-    rows = conn.execute(f"SELECT {COLUMNS} FROM processes WHERE tenant_id = ? "
-                        "ORDER BY last_seen_at DESC, process_id LIMIT ?", (tenant_id, limit)).fetchall()
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM processes WHERE tenant_id = ? ORDER BY last_seen_at DESC, process_id LIMIT ?",
+        (tenant_id, limit),
+    ).fetchall()
     return Page(items=[to_status(r) for r in rows], next_cursor=None)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ._shared import (
     DEDUPE_COLUMNS,
@@ -31,7 +32,7 @@ def _select() -> tuple[ModuleType, ModuleType, ModuleType, bool, str | None]:
 
         return _decoder_py, _ring_py, _batch_py, False, "SENTINEL_NO_EXTENSIONS is set"
     try:
-        from . import _batch_c, _decoder_c, _ring_c  # type: ignore[attr-defined]
+        from . import _batch_c, _decoder_c, _ring_c
     except ImportError as exc:
         from . import _batch_py, _decoder_py, _ring_py
 
@@ -41,15 +42,22 @@ def _select() -> tuple[ModuleType, ModuleType, ModuleType, bool, str | None]:
 
 _decoder, _ring, _batch, COMPILED, FALLBACK_REASON = _select()
 
-Event = _decoder.Event
-decode_batch = _decoder.decode_batch
-decode_one = _decoder.decode_one
-prepare_http = _decoder.prepare_http
-parse_timestamp = _decoder.parse_timestamp
-validate = _decoder.validate
-Ring = _ring.Ring
-BatchBuilder = _batch.BatchBuilder
-RowArena = _batch.RowArena
+if TYPE_CHECKING:
+    # Which module serves these is decided at run time; both have the same API, which the compiled
+    # core's stubs (``_decoder_c.pyi``, ``_ring_c.pyi``, ``_batch_c.pyi``) describe.
+    from ._batch_c import BatchBuilder, RowArena
+    from ._decoder_c import Event, decode_batch, decode_one, parse_timestamp, prepare_http, validate
+    from ._ring_c import Ring
+else:
+    Event = _decoder.Event
+    decode_batch = _decoder.decode_batch
+    decode_one = _decoder.decode_one
+    prepare_http = _decoder.prepare_http
+    parse_timestamp = _decoder.parse_timestamp
+    validate = _decoder.validate
+    Ring = _ring.Ring
+    BatchBuilder = _batch.BatchBuilder
+    RowArena = _batch.RowArena
 IMPLEMENTATION = "compiled" if COMPILED else "python"
 
 __all__ = [

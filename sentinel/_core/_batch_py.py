@@ -14,9 +14,33 @@ from ._decoder_py import Event
 
 _LOG_WIDTH = len(S.LOG_COLUMNS)
 _STATUS_WIDTH = len(S.STATUS_COLUMNS)
-(_TENANT, _PROCESS, _STARTED_AT, _NAME, _TYPE, _PACKAGE, _PROCEDURE, _CORRELATION, _STEP_AT, _STEP,
- _PERCENT_AT, _PERCENT, _METADATA_AT, _METADATA, _LAST_SEEN, _TERMINAL, _RANK, _ENDED_AT, _ERROR_CODE,
- _ERROR_MESSAGE, _STACK, _RESULT, _EVENTS, _LOGS, _UPDATED_AT) = range(_STATUS_WIDTH)
+(
+    _TENANT,
+    _PROCESS,
+    _STARTED_AT,
+    _NAME,
+    _TYPE,
+    _PACKAGE,
+    _PROCEDURE,
+    _CORRELATION,
+    _STEP_AT,
+    _STEP,
+    _PERCENT_AT,
+    _PERCENT,
+    _METADATA_AT,
+    _METADATA,
+    _LAST_SEEN,
+    _TERMINAL,
+    _RANK,
+    _ENDED_AT,
+    _ERROR_CODE,
+    _ERROR_MESSAGE,
+    _STACK,
+    _RESULT,
+    _EVENTS,
+    _LOGS,
+    _UPDATED_AT,
+) = range(_STATUS_WIDTH)
 
 
 class RowArena:
@@ -118,8 +142,7 @@ def _apply(status: list[Any], event: Event) -> None:
     ts = event.ts
     kind = event.kind
     status[_EVENTS] += 1
-    if ts > status[_LAST_SEEN]:
-        status[_LAST_SEEN] = ts
+    status[_LAST_SEEN] = max(status[_LAST_SEEN], ts)
     if kind == S.LOG:
         status[_LOGS] += 1
     elif kind == S.STARTED:

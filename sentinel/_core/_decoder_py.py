@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import cast
 
 import msgspec
 
@@ -27,12 +28,62 @@ _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 class Event:
     """One validated event. Timestamps are integer microseconds since the Unix epoch, UTC."""
 
-    __slots__ = (
-        "component", "correlation_id", "details", "duration_us", "error_code", "error_message",
-        "event_id", "kind", "level", "message", "metadata", "package_name", "percent", "procedure_name",
-        "process_id", "process_name", "process_type", "reason", "result", "stack_trace", "span_id",
-        "step", "tenant_id", "trace_id", "ts",
+    # Not sorted: ``as_tuple`` follows this order, which must stay the compiled ``Event.as_tuple`` order.
+    __slots__ = (  # noqa: RUF023
+        "component",
+        "correlation_id",
+        "details",
+        "duration_us",
+        "error_code",
+        "error_message",
+        "event_id",
+        "kind",
+        "level",
+        "message",
+        "metadata",
+        "package_name",
+        "percent",
+        "procedure_name",
+        "process_id",
+        "process_name",
+        "process_type",
+        "reason",
+        "result",
+        "stack_trace",
+        "span_id",
+        "step",
+        "tenant_id",
+        "trace_id",
+        "ts",
     )
+
+    # Declared for the type checker only (no values, so ``__slots__`` stays the storage); the same
+    # attributes and types as ``_decoder_c.Event`` in ``_decoder_c.pyi``.
+    event_id: str
+    process_id: str
+    tenant_id: str
+    kind: int
+    ts: int
+    level: int
+    process_name: str | None
+    process_type: str | None
+    package_name: str | None
+    procedure_name: str | None
+    correlation_id: str | None
+    metadata: str | None
+    step: str | None
+    percent: float | None
+    message: str | None
+    details: str | None
+    component: str | None
+    trace_id: str | None
+    span_id: str | None
+    duration_us: int | None
+    result: str | None
+    error_code: str | None
+    error_message: str | None
+    stack_trace: str | None
+    reason: str | None
 
     def __init__(self) -> None:
         self.process_name = self.process_type = self.package_name = self.procedure_name = None
@@ -164,7 +215,7 @@ def validate(wire: EventWire, tenant: str | None = None) -> Event:
         event.step = _text(wire.step, "step", S.MAX_STEP)
         percent = wire.percent
         if percent is not None:
-            if type(percent) is not int and type(percent) is not float or not 0 <= percent <= 100:
+            if (type(percent) is not int and type(percent) is not float) or not 0 <= percent <= 100:
                 raise S.bad_number("percent", "a number from 0 to 100", percent)
             event.percent = float(percent)
         event.metadata = _object(wire.metadata, "metadata")
@@ -256,7 +307,8 @@ def prepare_http(
     errors: list[tuple[int, str, str]] = []
     for index, item in enumerate(items):
         try:
-            wire = item if typed else _decoder.decode(item)
+            # ``typed`` says which of the two lists ``items`` is, which the type checker cannot follow.
+            wire = cast(EventWire, item) if typed else _decoder.decode(cast(msgspec.Raw, item))
             event = validate(wire, tenant)
         except S.JSON_ERRORS as exc:
             rejected = S.json_error(exc)

@@ -41,14 +41,46 @@ MAX_DURATION_US: Final = 2**63 - 1
 
 # Column order of the rows the core hands to ``executemany``; the store's SQL binds in this order.
 LOG_COLUMNS: Final = (
-    "tenant_id", "process_id", "event_id", "ts", "level", "message", "details", "component",
-    "correlation_id", "trace_id", "span_id", "duration_us", "ingested_at",
+    "tenant_id",
+    "process_id",
+    "event_id",
+    "ts",
+    "level",
+    "message",
+    "details",
+    "component",
+    "correlation_id",
+    "trace_id",
+    "span_id",
+    "duration_us",
+    "ingested_at",
 )
 STATUS_COLUMNS: Final = (
-    "tenant_id", "process_id", "started_at", "process_name", "process_type", "package_name",
-    "procedure_name", "correlation_id", "step_at", "current_step", "percent_at", "progress_percent", "metadata_at",
-    "metadata", "last_seen_at", "terminal_status", "terminal_rank", "ended_at", "error_code",
-    "error_message", "stack_trace", "result", "event_count", "log_count", "updated_at",
+    "tenant_id",
+    "process_id",
+    "started_at",
+    "process_name",
+    "process_type",
+    "package_name",
+    "procedure_name",
+    "correlation_id",
+    "step_at",
+    "current_step",
+    "percent_at",
+    "progress_percent",
+    "metadata_at",
+    "metadata",
+    "last_seen_at",
+    "terminal_status",
+    "terminal_rank",
+    "ended_at",
+    "error_code",
+    "error_message",
+    "stack_trace",
+    "result",
+    "event_count",
+    "log_count",
+    "updated_at",
 )
 DEDUPE_COLUMNS: Final = ("tenant_id", "event_id", "seen_at")
 
@@ -60,8 +92,15 @@ BAD_FIELD: Final = "bad_field"
 BAD_EVENT_TYPE: Final = "bad_event_type"
 BAD_TIMESTAMP: Final = "bad_timestamp"
 FOREIGN_TENANT: Final = "foreign_tenant"
-REJECT_CODES: Final = (INVALID_JSON, NOT_OBJECT, MISSING_FIELD, BAD_FIELD, BAD_EVENT_TYPE, BAD_TIMESTAMP,
-                       FOREIGN_TENANT)
+REJECT_CODES: Final = (
+    INVALID_JSON,
+    NOT_OBJECT,
+    MISSING_FIELD,
+    BAD_FIELD,
+    BAD_EVENT_TYPE,
+    BAD_TIMESTAMP,
+    FOREIGN_TENANT,
+)
 
 
 class EventWire(msgspec.Struct, omit_defaults=True, gc=False):

@@ -45,14 +45,18 @@ class CursorCodec:
         body, tag = raw[:-_TAG], raw[-_TAG:]
         if len(raw) <= _TAG or not hmac.compare_digest(tag, self._mac(body, tenant, scope)):
             raise ApiProblem(
-                400, "cursor: not valid for this tenant and these filters (edited, foreign or stale)",
+                400,
+                "cursor: not valid for this tenant and these filters (edited, foreign or stale)",
                 code="bad_cursor",
             )
         try:
             position = msgspec.json.decode(body)
         except msgspec.DecodeError:
             raise ApiProblem(400, "cursor: not a cursor issued by this API", code="bad_cursor") from None
-        if (not isinstance(position, list) or len(position) != len(shape)
-                or not all(type(v) is t for v, t in zip(position, shape, strict=True))):
+        if (
+            not isinstance(position, list)
+            or len(position) != len(shape)
+            or not all(type(v) is t for v, t in zip(position, shape, strict=True))
+        ):
             raise ApiProblem(400, "cursor: not a cursor issued by this API", code="bad_cursor")
         return position

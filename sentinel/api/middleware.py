@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from sentinel.telemetry import metrics
@@ -17,7 +18,7 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
     timers: dict[tuple[str, str], Any] = {}
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -55,7 +56,7 @@ def tracing_middleware(app: ASGIApp) -> ASGIApp:
     tracer = trace.get_tracer("sentinel.api")
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         carrier = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}

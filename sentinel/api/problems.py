@@ -46,9 +46,7 @@ def problem_response(
     headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
     body = Problem(title=HTTPStatus(status).phrase, status=status, detail=detail, code=code, errors=errors)
-    return Response(
-        msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers or {}
-    )
+    return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers or {})
 
 
 def _api_problem(_: Request[Any, Any, Any], exc: ApiProblem) -> Response[bytes]:

@@ -85,8 +85,12 @@ class IngestWorker:
 
     def run(self) -> None:
         """Run until ``stop()``; returns after the last batch has committed or rolled back."""
-        log.info("ingest started (core=%s, batch=%d, flush=%.0fms)", _core.IMPLEMENTATION,
-                 self.batch_size, self.flush_interval * 1000)
+        log.info(
+            "ingest started (core=%s, batch=%d, flush=%.0fms)",
+            _core.IMPLEMENTATION,
+            self.batch_size,
+            self.flush_interval * 1000,
+        )
         try:
             self._loop()
         finally:
@@ -236,6 +240,10 @@ class IngestWorker:
                 self._window = [0, 0, 0]
                 log.info(
                     "ingested %d events (%d dead-lettered, %d duplicates); queue %d, lag %.2fs; processes: %s",
-                    stored, dead, dupes, stats.depth, lag,
+                    stored,
+                    dead,
+                    dupes,
+                    stats.depth,
+                    lag,
                     ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none",
                 )

@@ -19,20 +19,65 @@ from sentinel.models import (
 )
 
 PROCESS_COLUMNS: Final = (
-    "tenant_id", "process_id", "status", "process_name", "process_type", "package_name", "procedure_name",
-    "correlation_id", "current_step", "progress_percent", "started_at", "percent_at", "last_seen_at",
-    "ended_at", "error_code", "error_message", "result", "metadata", "event_count", "log_count",
+    "tenant_id",
+    "process_id",
+    "status",
+    "process_name",
+    "process_type",
+    "package_name",
+    "procedure_name",
+    "correlation_id",
+    "current_step",
+    "progress_percent",
+    "started_at",
+    "percent_at",
+    "last_seen_at",
+    "ended_at",
+    "error_code",
+    "error_message",
+    "result",
+    "metadata",
+    "event_count",
+    "log_count",
 )
 LOG_ENTRY_COLUMNS: Final = (
-    "seq", "ts", "level", "message", "details", "component", "correlation_id", "trace_id", "span_id",
+    "seq",
+    "ts",
+    "level",
+    "message",
+    "details",
+    "component",
+    "correlation_id",
+    "trace_id",
+    "span_id",
     "duration_us",
 )
 DEAD_LETTER_COLUMNS: Final = ("id", "code", "reason", "payload", "enqueued_at", "dead_at")
 
 
 def status_from_row(row: Sequence[Any]) -> ProcessStatus:
-    (tenant_id, process_id, status, name, ptype, package, procedure, correlation, step, percent, started,
-     percent_at, last_seen, ended, error_code, error_message, result, metadata, events, logs) = row
+    (
+        tenant_id,
+        process_id,
+        status,
+        name,
+        ptype,
+        package,
+        procedure,
+        correlation,
+        step,
+        percent,
+        started,
+        percent_at,
+        last_seen,
+        ended,
+        error_code,
+        error_message,
+        result,
+        metadata,
+        events,
+        logs,
+    ) = row
     running = ended is None and status in ("RUNNING", "STALLED")
     return ProcessStatus(
         process_id=process_id,
@@ -63,8 +108,8 @@ def log_from_row(row: Sequence[Any]) -> LogEntry:
     seq, ts, level, message, details, component, correlation, trace_id, span_id, duration = row
     return LogEntry(
         seq=seq,
-        timestamp=from_us(ts),  # type: ignore[arg-type]
-        level=LEVELS[level],  # type: ignore[arg-type]
+        timestamp=from_us(ts),
+        level=LEVELS[level],
         message=message,
         details=raw_json(details),
         component=component,
@@ -83,5 +128,5 @@ def dead_letter_from_row(row: Sequence[Any]) -> DeadLetter:
         reason=reason,
         payload=bytes(payload).decode("utf-8", "backslashreplace"),
         enqueued_at=from_us(enqueued),
-        dead_at=from_us(dead),  # type: ignore[arg-type]
+        dead_at=from_us(dead),
     )

@@ -9,7 +9,6 @@ their effects, so a crash at any point loses nothing and duplicates nothing.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import select
 import socket
@@ -103,9 +102,7 @@ INSERT INTO logs (tenant_id, process_id, event_id, ts, level, message, details, 
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 INSERT_DEDUPE: Final = "INSERT OR IGNORE INTO dedupe (tenant_id, event_id, seen_at) VALUES (?, ?, ?)"
-INSERT_DEAD: Final = (
-    "INSERT INTO dead_letters (code, reason, payload, enqueued_at, dead_at) VALUES (?, ?, ?, ?, ?)"
-)
+INSERT_DEAD: Final = "INSERT INTO dead_letters (code, reason, payload, enqueued_at, dead_at) VALUES (?, ?, ?, ?, ?)"
 DELETE_MESSAGES: Final = "DELETE FROM queue WHERE msg_id IN (SELECT value FROM json_each(?))"
 ENQUEUE: Final = "INSERT INTO queue (priority, enqueued_at, payload) VALUES (?, ?, ?)"
 

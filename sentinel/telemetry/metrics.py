@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,17 +30,17 @@ EVENTS_REJECTED = Counter("sentinel_events_rejected", "Events refused, by reason
 EVENTS_DUPLICATE = Counter("sentinel_events_duplicate", "Events ignored as repeats of a stored event_id")
 DEAD_LETTERS = Counter("sentinel_dead_letters", "Queue messages moved to the dead-letter store")
 BATCH_SIZE = Histogram(
-    "sentinel_ingest_batch_size", "Messages per ingest batch",
+    "sentinel_ingest_batch_size",
+    "Messages per ingest batch",
     buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
 )
 BATCH_DURATION = Histogram(
-    "sentinel_ingest_batch_duration_seconds", "Time to decode, build and commit one batch",
+    "sentinel_ingest_batch_duration_seconds",
+    "Time to decode, build and commit one batch",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 BATCH_FAILURES = Counter("sentinel_ingest_batch_failures", "Batches rolled back after a store error")
-INGEST_LAG = Gauge(
-    "sentinel_ingest_lag_seconds", "Age of the oldest queued message", multiprocess_mode="mostrecent"
-)
+INGEST_LAG = Gauge("sentinel_ingest_lag_seconds", "Age of the oldest queued message", multiprocess_mode="mostrecent")
 QUEUE_DEPTH = Gauge("sentinel_queue_depth", "Messages waiting in the queue", multiprocess_mode="mostrecent")
 PROCESSES = Gauge("sentinel_processes", "Processes by status", ["status"], multiprocess_mode="mostrecent")
 STALLED_MARKED = Counter("sentinel_processes_stalled", "RUNNING processes marked STALLED")
@@ -47,18 +49,15 @@ HTTP_REQUESTS = Counter(
     "sentinel_http_requests", "HTTP requests by route template, method and status", ["route", "method", "status"]
 )
 HTTP_DURATION = Histogram(
-    "sentinel_http_request_duration_seconds", "HTTP request duration by route template and method",
+    "sentinel_http_request_duration_seconds",
+    "HTTP request duration by route template and method",
     ["route", "method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 EVENTS_ACCEPTED = Counter("sentinel_http_events_accepted", "Events accepted and queued by POST /events")
-DB_POOL = Gauge(
-    "sentinel_db_pool_connections", "Database pool connections", ["state"], multiprocess_mode="livesum"
-)
+DB_POOL = Gauge("sentinel_db_pool_connections", "Database pool connections", ["state"], multiprocess_mode="livesum")
 JWKS_FETCHES = Counter("sentinel_jwks_fetches", "JWKS fetches by outcome", ["outcome"])
-BUILD_INFO = Gauge(
-    "sentinel_build_info", "Build information", ["version", "core", "python"], multiprocess_mode="max"
-)
+BUILD_INFO = Gauge("sentinel_build_info", "Build information", ["version", "core", "python"], multiprocess_mode="max")
 
 
 def record_build_info() -> None:
@@ -79,14 +78,16 @@ def prepare_multiprocess_dir(path: Path) -> None:
 
 def mark_process_dead(pid: int) -> None:
     if os.environ.get(MULTIPROC_ENV):
-        multiprocess.mark_process_dead(pid)
+        # prometheus_client ships py.typed but leaves this function unannotated: cast to its signature.
+        cast("Callable[[int], None]", multiprocess.mark_process_dead)(pid)
 
 
 def render() -> tuple[bytes, str]:
     """The exposition text for ``/metrics``: merged across processes in multiprocess mode."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        # Unannotated __init__ in prometheus_client (see above); constructing it registers it with ``registry``.
+        cast("Callable[[CollectorRegistry], object]", multiprocess.MultiProcessCollector)(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     from prometheus_client import REGISTRY
 

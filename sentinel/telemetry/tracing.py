@@ -46,12 +46,13 @@ def configure_tracing(service: str = "process-sentinel") -> bool:
 
     from sentinel import __version__
 
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service),
-                                "service.version": __version__}).merge(OTELResourceDetector().detect())
+    resource = Resource.create(
+        {"service.name": os.environ.get("OTEL_SERVICE_NAME", service), "service.version": __version__}
+    ).merge(OTELResourceDetector().detect())
     provider = TracerProvider(resource=resource)
     exporters: list[SpanExporter] = []
-    for name in (os.environ.get("OTEL_TRACES_EXPORTER") or "otlp").split(","):
-        name = name.strip().lower()
+    for requested in (os.environ.get("OTEL_TRACES_EXPORTER") or "otlp").split(","):
+        name = requested.strip().lower()
         if name == "console":
             exporters.append(ConsoleSpanExporter())
         elif name in ("otlp", "otlp_proto_http"):
@@ -106,8 +107,9 @@ def event_links(events: Iterable[Any]) -> list[trace.Link]:
         if trace_id is None or span_id is None or (trace_id, span_id) in seen:
             continue
         seen.add((trace_id, span_id))
-        context = trace.SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True,
-                                    trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+        context = trace.SpanContext(
+            int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED)
+        )
         if context.is_valid:
             links.append(trace.Link(context, {"sentinel.event_id": event.event_id}))
         if len(links) >= MAX_LINKS:

@@ -59,8 +59,12 @@ class EventController(Controller):
                 metrics.EVENTS_REJECTED.labels(code).inc()
             items = [ItemError(index=i, code=c, reason=r) for i, c, r in errors]
             if any(item.code == "foreign_tenant" for item in items):
-                raise ApiProblem(403, "events may only be posted for the token's own tenant; nothing was queued",
-                                 code="foreign_tenant", errors=items)
+                raise ApiProblem(
+                    403,
+                    "events may only be posted for the token's own tenant; nothing was queued",
+                    code="foreign_tenant",
+                    errors=items,
+                )
             raise ApiProblem(
                 422,
                 f"{len(errors)} of {len(errors) + len(payloads)} events are invalid; nothing was queued",
@@ -72,7 +76,8 @@ class EventController(Controller):
         try:
             await runtime.producer.submit(payloads, priorities)
         except Overloaded as exc:
-            raise ApiProblem(503, f"not accepting events right now: {exc}", code="overloaded",
-                             headers={"Retry-After": "1"}) from None
+            raise ApiProblem(
+                503, f"not accepting events right now: {exc}", code="overloaded", headers={"Retry-After": "1"}
+            ) from None
         metrics.EVENTS_ACCEPTED.inc(len(payloads))
         return Accepted(accepted=len(payloads))

@@ -41,8 +41,9 @@ class HealthController(Controller):
             status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    @get("/metrics", summary="Prometheus metrics", sync_to_thread=False, include_in_schema=True,
-         media_type="text/plain")
+    @get(
+        "/metrics", summary="Prometheus metrics", sync_to_thread=False, include_in_schema=True, media_type="text/plain"
+    )
     def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         runtime: Runtime = request.app.state.runtime
         pool = getattr(runtime.store, "pool_stats", None)

@@ -72,8 +72,14 @@ class ProcessController(Controller):
         if cursor is not None:
             seen_at, process_id = runtime.cursors.decode(cursor, principal.tenant, scope, (int, str))
             after = (seen_at, process_id)
-        query = ProcessQuery(statuses=statuses, process_type=process_type, package_name=package_name,
-                             updated_since=since, after=after, limit=limit + 1)
+        query = ProcessQuery(
+            statuses=statuses,
+            process_type=process_type,
+            package_name=package_name,
+            updated_since=since,
+            after=after,
+            limit=limit + 1,
+        )
         items = await runtime.read(runtime.store.list_processes, principal.tenant, query)
         next_cursor = None
         if len(items) > limit:
