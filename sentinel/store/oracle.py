@@ -382,6 +382,13 @@ class OracleStore:
         with self.connection(scoped=False) as conn:
             conn.ping()
 
+    def pool_stats(self) -> tuple[int, int]:
+        """(busy, open) connections of the pool, for the ``sentinel_db_pool_connections`` gauge."""
+        pool = self._pool
+        if pool is None:
+            return 0, 0
+        return int(pool.busy), int(pool.opened)
+
     def secret(self, name: str) -> bytes:
         with self.connection() as conn, conn.cursor() as cursor:
             cursor.execute(Q.GET_SECRET, {"name": name})
@@ -615,8 +622,6 @@ class OracleConsumer:
     ``fetch`` dequeues inside the transaction that ``commit`` or ``rollback`` ends, on a connection
     held for the consumer's life, with a cursor per statement kept (and its bind types declared) for
     as long as the connection lives."""
-
-    pipelined = False
 
     def __init__(self, store: OracleStore) -> None:
         self._store = store
