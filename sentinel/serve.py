@@ -25,7 +25,7 @@ from types import FrameType
 
 from sentinel import _core
 from sentinel.config import Settings
-from sentinel.telemetry.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+from sentinel.telemetry.multiproc import MULTIPROC_ENV, prepare_multiprocess_dir
 
 log = logging.getLogger("sentinel.serve")
 

@@ -35,6 +35,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     require_identity_provider(settings)
     traced = tracing.configure_tracing()
     store = open_store(settings)
+    if store.backend == "sqlite":
+        store.migrate()  # idempotent; the embedded schema must exist before the cursor secret is read
     verifier = build_verifier(settings, on_fetch=metrics.record_jwks_fetch)
     runtime = Runtime(
         settings=settings,

@@ -37,13 +37,9 @@ def build_verifier(settings: Settings, *, on_fetch: Callable[[bool], None] | Non
             tenant_claim=settings.tenant_claim,
         )
     if settings.oauth2_issuer is None:
-        raise SettingsError(
-            "OAUTH2_ISSUER: required unless the server runs in dev mode (sentinel serve --dev)"
-        )
+        raise SettingsError("OAUTH2_ISSUER: required unless the server runs in dev mode (sentinel serve --dev)")
     if settings.oauth2_audience is None:
-        raise SettingsError(
-            "OAUTH2_AUDIENCE: required unless the server runs in dev mode (sentinel serve --dev)"
-        )
+        raise SettingsError("OAUTH2_AUDIENCE: required unless the server runs in dev mode (sentinel serve --dev)")
     if settings.oauth2_jwk_set_uri is not None:
         jwks = JwksCache.from_url(settings.oauth2_jwk_set_uri, on_fetch=on_fetch)
     else:

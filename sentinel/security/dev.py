@@ -65,9 +65,7 @@ def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
 
 def _create_key(path: Path) -> ec.EllipticCurvePrivateKey:
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     # Created 0600 from the first byte, never chmod-ed afterwards, so the key is not readable even briefly.
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -145,9 +145,7 @@ class TokenVerifier:
         # Checked before any parsing so an oversized header costs nothing. Headers arrive latin-1 decoded,
         # so characters are bytes; a non-ASCII token is refused below anyway.
         if len(authorization) > self.max_token_bytes:
-            raise _unauthorized(
-                "token_too_large", f"authorization header exceeds {self.max_token_bytes} bytes"
-            )
+            raise _unauthorized("token_too_large", f"authorization header exceeds {self.max_token_bytes} bytes")
         scheme, _, token = authorization.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:

@@ -70,20 +70,22 @@ REJECTED: Final = "db_rejected"  # dead-letter code of rows the database refused
 UNIQUE_VIOLATION: Final = 1
 FEATURE_NOT_ENABLED: Final = 439
 # "Already exists" errors a re-run of sql/ meets; `migrate` skips the statement.
-ALREADY_EXISTS: Final = frozenset({
-    955,  # name is already used by an existing object
-    1408,  # such column list already indexed
-    1430,  # column being added already exists in table
-    1920,  # user or role name conflicts with another user or role name
-    1921,  # role name conflicts with another user or role name
-    2260,  # table can have only one primary key
-    2261,  # such unique or primary key already exists in the table
-    2264,  # name already used by an existing constraint
-    2275,  # such a referential constraint already exists in the table
-    24001,  # cannot create QUEUE_TABLE, already exists
-    24006,  # cannot create QUEUE, already exists
-    28101,  # policy already exists
-})
+ALREADY_EXISTS: Final = frozenset(
+    {
+        955,  # name is already used by an existing object
+        1408,  # such column list already indexed
+        1430,  # column being added already exists in table
+        1920,  # user or role name conflicts with another user or role name
+        1921,  # role name conflicts with another user or role name
+        2260,  # table can have only one primary key
+        2261,  # such unique or primary key already exists in the table
+        2264,  # name already used by an existing constraint
+        2275,  # such a referential constraint already exists in the table
+        24001,  # cannot create QUEUE_TABLE, already exists
+        24006,  # cannot create QUEUE, already exists
+        28101,  # policy already exists
+    }
+)
 OPTIONAL_SCRIPTS: Final = ("_vpd",)  # skipped with a note where the edition lacks the feature (ORA-00439)
 
 
@@ -265,9 +267,7 @@ class OracleStore:
         return self._vpd
 
     @contextmanager
-    def connection(
-        self, tenant_id: str | None = None, *, scoped: bool = True
-    ) -> Iterator[oracledb.Connection]:
+    def connection(self, tenant_id: str | None = None, *, scoped: bool = True) -> Iterator[oracledb.Connection]:
         """A pooled connection for the duration of the block; driver errors become ``StoreError``.
 
         With VPD installed and ``scoped``, the session is limited to ``tenant_id`` (``None``: the
@@ -417,7 +417,8 @@ class OracleStore:
                 messages = [
                     conn.msgproperties(payload=payload, priority=priority)
                     for payload, priority in zip(
-                        payloads[start : start + ENQUEUE_CHUNK], priorities[start : start + ENQUEUE_CHUNK],
+                        payloads[start : start + ENQUEUE_CHUNK],
+                        priorities[start : start + ENQUEUE_CHUNK],
                         strict=True,
                     )
                 ]
@@ -471,8 +472,11 @@ class OracleStore:
             try:
                 cursor.execute(Q.DROP_LOG_PARTITION.format(day_start=int(day_start)))
             except oracledb.DatabaseError as exc:
-                log.info("oracle: log partition of day %d not dropped (%s); deleting rows instead",
-                         day_start // Q.DAY_US, _message(exc))
+                log.info(
+                    "oracle: log partition of day %d not dropped (%s); deleting rows instead",
+                    day_start // Q.DAY_US,
+                    _message(exc),
+                )
                 return dropped
             dropped += int(count_row[0]) if count_row else 0
 
@@ -539,9 +543,7 @@ class OracleStore:
             where.append("updated_at >= :updated_since")
             params["updated_since"] = query.updated_since
         if query.after is not None:
-            where.append(
-                "(last_seen_at < :after_seen OR (last_seen_at = :after_seen AND process_id > :after_id))"
-            )
+            where.append("(last_seen_at < :after_seen OR (last_seen_at = :after_seen AND process_id > :after_id))")
             params["after_seen"], params["after_id"] = query.after
         params["limit"] = query.limit
         sql = (
@@ -553,7 +555,9 @@ class OracleStore:
     def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]:
         where = ["tenant_id = :tenant_id", "process_id = :process_id", "log_level >= :min_level"]
         params: dict[str, Any] = {
-            "tenant_id": tenant_id, "process_id": process_id, "min_level": query.min_level,
+            "tenant_id": tenant_id,
+            "process_id": process_id,
+            "min_level": query.min_level,
         }
         if query.since is not None:
             where.append("ts >= :since")
@@ -596,13 +600,36 @@ _key_decoder = msgspec.json.Decoder(_Key)
 _NUMBER = oracledb.DB_TYPE_NUMBER
 _LONG = oracledb.DB_TYPE_LONG
 _BIND_TYPES: Final[dict[str, Any]] = {
-    "tenant_id": 50, "process_id": 100, "event_id": 64, "process_name": 200, "process_type": 200,
-    "package_name": 200, "procedure_name": 200, "correlation_id": 200, "current_step": 200, "component": 200,
-    "error_code": 200, "trace_id": 32, "span_id": 16, "terminal_status": 10, "code": 40, "reason": MAX_REASON,
-    "level": _NUMBER, "terminal_rank": _NUMBER, "event_count": _NUMBER, "log_count": _NUMBER,
-    "duration_us": _NUMBER, "ts": _NUMBER, "progress_percent": oracledb.DB_TYPE_BINARY_DOUBLE,
-    "message": _LONG, "details": _LONG, "metadata": _LONG, "error_message": _LONG, "stack_trace": _LONG,
-    "result": _LONG, "payload": oracledb.DB_TYPE_LONG_RAW,
+    "tenant_id": 50,
+    "process_id": 100,
+    "event_id": 64,
+    "process_name": 200,
+    "process_type": 200,
+    "package_name": 200,
+    "procedure_name": 200,
+    "correlation_id": 200,
+    "current_step": 200,
+    "component": 200,
+    "error_code": 200,
+    "trace_id": 32,
+    "span_id": 16,
+    "terminal_status": 10,
+    "code": 40,
+    "reason": MAX_REASON,
+    "level": _NUMBER,
+    "terminal_rank": _NUMBER,
+    "event_count": _NUMBER,
+    "log_count": _NUMBER,
+    "duration_us": _NUMBER,
+    "ts": _NUMBER,
+    "progress_percent": oracledb.DB_TYPE_BINARY_DOUBLE,
+    "message": _LONG,
+    "details": _LONG,
+    "metadata": _LONG,
+    "error_message": _LONG,
+    "stack_trace": _LONG,
+    "result": _LONG,
+    "payload": oracledb.DB_TYPE_LONG_RAW,
 }
 
 
@@ -746,13 +773,18 @@ class OracleConsumer:
                 Q.INSERT_LOGS, _LOG_SIZES, batch.log_rows, messages=messages, stamp=stamp, rejected=rejected
             )
             status_errors = self._write(
-                Q.INSERT_STATUS_STAGE, _STAGE_SIZES, batch.status_rows,
-                messages=messages, stamp=stamp, rejected=rejected,
+                Q.INSERT_STATUS_STAGE,
+                _STAGE_SIZES,
+                batch.status_rows,
+                messages=messages,
+                stamp=stamp,
+                rejected=rejected,
             )
             if len(batch.status_rows) > status_errors:
                 self._merge()
-            dead = [(d.code, d.reason[:MAX_REASON], d.payload, d.enqueued_at, d.dead_at)
-                    for d in (*dead_letters, *rejected)]
+            dead = [
+                (d.code, d.reason[:MAX_REASON], d.payload, d.enqueued_at, d.dead_at) for d in (*dead_letters, *rejected)
+            ]
             if dead:
                 self._cursor(Q.INSERT_DEAD_LETTER, _DEAD_SIZES).executemany(Q.INSERT_DEAD_LETTER, dead)
             conn.commit()
@@ -774,8 +806,14 @@ class OracleConsumer:
         )
 
     def _write(
-        self, sql: str, sizes: Sequence[Any], rows: list[list[Any]], *,
-        messages: Sequence[QueuedMessage], stamp: int, rejected: list[DeadLetterRow],
+        self,
+        sql: str,
+        sizes: Sequence[Any],
+        rows: list[list[Any]],
+        *,
+        messages: Sequence[QueuedMessage],
+        stamp: int,
+        rejected: list[DeadLetterRow],
     ) -> int:
         """``executemany`` with batch errors; each refused row becomes a dead letter: a log row as the
         message it came from, a status row (the fold of several events) as its columns in JSON, with

@@ -15,7 +15,11 @@ from sentinel.store.rows import DEAD_LETTER_COLUMNS, LOG_ENTRY_COLUMNS, PROCESS_
 
 DAY_US: Final = 86_400_000_000  # the interval of the sentinel_logs partitions
 TABLES: Final = (
-    "sentinel_processes", "sentinel_logs", "sentinel_dedupe", "sentinel_dead_letters", "sentinel_meta",
+    "sentinel_processes",
+    "sentinel_logs",
+    "sentinel_dedupe",
+    "sentinel_dead_letters",
+    "sentinel_meta",
 )
 
 
@@ -39,8 +43,7 @@ INSERT_STATUS_STAGE: Final = (
 )
 INSERT_DEDUPE: Final = "INSERT INTO sentinel_dedupe (tenant_id, event_id, seen_at) VALUES (:1, :2, :3)"
 INSERT_DEAD_LETTER: Final = (
-    "INSERT INTO sentinel_dead_letters (code, reason, payload, enqueued_at, dead_at)"
-    " VALUES (:1, :2, :3, :4, :5)"
+    "INSERT INTO sentinel_dead_letters (code, reason, payload, enqueued_at, dead_at) VALUES (:1, :2, :3, :4, :5)"
 )
 
 # SPEC section 3 as a MERGE: the same rules, in the same words, as sentinel.store.sqlite.UPSERT_STATUS
@@ -60,10 +63,31 @@ def _pick(column: str, condition: str, value: str | None = None) -> str:
 
 
 _INSERTED: Final = (
-    "tenant_id", "process_id", "status", "started_at", "process_name", "process_type", "package_name",
-    "procedure_name", "correlation_id", "step_at", "current_step", "percent_at", "progress_percent", "metadata_at",
-    "metadata", "last_seen_at", "terminal_rank", "ended_at", "error_code", "error_message", "stack_trace",
-    "result", "event_count", "log_count", "updated_at",
+    "tenant_id",
+    "process_id",
+    "status",
+    "started_at",
+    "process_name",
+    "process_type",
+    "package_name",
+    "procedure_name",
+    "correlation_id",
+    "step_at",
+    "current_step",
+    "percent_at",
+    "progress_percent",
+    "metadata_at",
+    "metadata",
+    "last_seen_at",
+    "terminal_rank",
+    "ended_at",
+    "error_code",
+    "error_message",
+    "stack_trace",
+    "result",
+    "event_count",
+    "log_count",
+    "updated_at",
 )
 _INSERTED_VALUES: Final = ", ".join(
     "COALESCE(s.terminal_status, 'RUNNING')" if column == "status" else f"s.{column}" for column in _INSERTED
@@ -135,8 +159,7 @@ FIND_QUEUE: Final = (
     " WHERE name = :name AND owner = NVL(:owner, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA'))"
 )
 QUEUE_STATS: Final = (
-    "SELECT COUNT(*), MIN(enq_timestamp) FROM {view}"
-    " WHERE queue = :queue AND msg_state IN ('READY', 'WAITING')"
+    "SELECT COUNT(*), MIN(enq_timestamp) FROM {view} WHERE queue = :queue AND msg_state IN ('READY', 'WAITING')"
 )
 # Tests only: empty the queue table (queue and exception queue) and let a rolled-back message come
 # back at once (retry_delay 0; the scripts' 5 s keeps a failing batch from spinning in production).

@@ -21,11 +21,42 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Final
 
-SQLPLUS_COMMANDS: Final = frozenset({
-    "SET", "PROMPT", "PRO", "WHENEVER", "SPOOL", "SPO", "EXIT", "QUIT", "DEFINE", "DEF", "UNDEFINE",
-    "UNDEF", "REM", "REMARK", "SHOW", "SHO", "COLUMN", "COL", "TTITLE", "BTITLE", "BREAK", "COMPUTE",
-    "PAUSE", "ACCEPT", "VARIABLE", "VAR", "CLEAR", "TIMING", "HOST", "CONNECT", "CONN", "DISCONNECT",
-})
+SQLPLUS_COMMANDS: Final = frozenset(
+    {
+        "SET",
+        "PROMPT",
+        "PRO",
+        "WHENEVER",
+        "SPOOL",
+        "SPO",
+        "EXIT",
+        "QUIT",
+        "DEFINE",
+        "DEF",
+        "UNDEFINE",
+        "UNDEF",
+        "REM",
+        "REMARK",
+        "SHOW",
+        "SHO",
+        "COLUMN",
+        "COL",
+        "TTITLE",
+        "BTITLE",
+        "BREAK",
+        "COMPUTE",
+        "PAUSE",
+        "ACCEPT",
+        "VARIABLE",
+        "VAR",
+        "CLEAR",
+        "TIMING",
+        "HOST",
+        "CONNECT",
+        "CONN",
+        "DISCONNECT",
+    }
+)
 # "SET" opens these SQL statements rather than the SQL*Plus command.
 _SQL_AFTER_SET: Final = frozenset({"TRANSACTION", "ROLE", "CONSTRAINT", "CONSTRAINTS"})
 _PLSQL_OBJECTS: Final = frozenset({"PACKAGE", "PROCEDURE", "FUNCTION", "TRIGGER", "TYPE", "LIBRARY"})

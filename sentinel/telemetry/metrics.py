@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import cast
 
 from prometheus_client import (
@@ -22,8 +20,7 @@ from prometheus_client import (
 )
 
 from sentinel import __version__, _core
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from sentinel.telemetry.multiproc import MULTIPROC_ENV
 
 EVENTS_INGESTED = Counter("sentinel_events_ingested", "Events stored, by event type", ["event_type"])
 EVENTS_REJECTED = Counter("sentinel_events_rejected", "Events refused, by reason code", ["reason"])
@@ -66,14 +63,6 @@ def record_build_info() -> None:
 
 def record_jwks_fetch(ok: bool) -> None:
     JWKS_FETCHES.labels("ok" if ok else "error").inc()
-
-
-def prepare_multiprocess_dir(path: Path) -> None:
-    """Start every run from an empty directory: files left by dead processes would be summed in."""
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    os.environ[MULTIPROC_ENV] = str(path)
 
 
 def mark_process_dead(pid: int) -> None:

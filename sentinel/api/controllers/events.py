@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from sentinel import _core
@@ -39,7 +39,7 @@ class EventController(Controller):
         ),
         request_body_type=list[EventIn],  # documentation only: the core reads the raw body itself
     )
-    async def post_events(self, request: Request[Any, Any, Any], principal: Principal) -> Accepted:
+    async def post_events(self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Accepted:
         runtime: Runtime = request.app.state.runtime
         require_ingest(principal, runtime.settings.ingest_role)
         if not _is_json(request.headers.get("content-type", "")):

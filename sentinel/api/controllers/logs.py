@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from sentinel._core import LEVELS
@@ -51,13 +51,13 @@ class LogController(Controller):
     async def logs(
         self,
         request: Request[Any, Any, Any],
-        principal: Principal,
-        process_id: str,
-        level: Annotated[str | None, Parameter(description="minimum severity")] = None,
-        since: Annotated[str | None, Parameter(description="RFC 3339 date-time")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-        cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
-        follow: bool = False,
+        principal: NamedDependency[Principal],
+        process_id: FromPath[str],
+        level: Annotated[str | None, QueryParameter(description="minimum severity")] = None,
+        since: Annotated[str | None, QueryParameter(description="RFC 3339 date-time")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+        follow: FromQuery[bool] = False,
     ) -> Response[Any]:
         runtime: Runtime = request.app.state.runtime
         min_level = parse_level(level)

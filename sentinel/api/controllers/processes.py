@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, QueryParameter
 
 from sentinel import _core
 from sentinel.api.auth import provide_principal
@@ -44,7 +44,9 @@ class ProcessController(Controller):
     dependencies = {"principal": Provide(provide_principal)}
 
     @get("/status/{process_id:str}", summary="The status document of one process")
-    async def status(self, request: Request[Any, Any, Any], principal: Principal, process_id: str) -> ProcessStatus:
+    async def status(
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], process_id: FromPath[str]
+    ) -> ProcessStatus:
         runtime: Runtime = request.app.state.runtime
         found = await runtime.read(runtime.store.get_status, principal.tenant, process_id)
         if found is None:
@@ -56,13 +58,13 @@ class ProcessController(Controller):
     async def processes(
         self,
         request: Request[Any, Any, Any],
-        principal: Principal,
-        status: Annotated[str | None, Parameter(description="comma list of statuses")] = None,
-        process_type: Annotated[str | None, Parameter(max_length=200)] = None,
-        package_name: Annotated[str | None, Parameter(max_length=200)] = None,
-        updated_since: Annotated[str | None, Parameter(description="RFC 3339 date-time")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-        cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
+        principal: NamedDependency[Principal],
+        status: Annotated[str | None, QueryParameter(description="comma list of statuses")] = None,
+        process_type: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        package_name: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        updated_since: Annotated[str | None, QueryParameter(description="RFC 3339 date-time")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> ProcessPage:
         runtime: Runtime = request.app.state.runtime
         statuses = parse_statuses(status)
