@@ -90,6 +90,7 @@ def test_valid_log_event_is_normalised(impl: types.SimpleNamespace) -> None:
         (b"{", "invalid_json", "invalid JSON: "),
         (b"\xff\xfe", "invalid_json", "invalid JSON: "),
         (b"[1, 2]", "not_object", "event must be a JSON object"),
+        (b'{"metadata":' + b"[" * 5000 + b"]" * 5000 + b"}", "invalid_json", "invalid JSON: nested too deeply"),
         (ev(event_id="e").replace(b'"e"', b'"e\xe9"'), "invalid_json", "invalid JSON: not UTF-8 (byte 0xe9)"),
         (ev(event_type="LOG", level="INFO", message="m", details={"k": "v"}).replace(b'"v"', b'"\xff"'),
          "invalid_json", "invalid JSON: not UTF-8 (byte 0xff)"),
@@ -210,7 +211,7 @@ def test_prepare_http_single_object_and_limits(impl: types.SimpleNamespace) -> N
     assert (len(payloads), errors) == (1, [])
     with pytest.raises(OverflowError):
         impl.decoder.prepare_http(b"[" + b",".join([ev()] * 3) + b"]", "acme", 2)
-    for body in (b"", b"null", b"42", b"[", b"{oops"):
+    for body in (b"", b"null", b"42", b"[", b"{oops", b'{"a":1},{"b":2}', b"[" * 5000 + b"]" * 5000):
         with pytest.raises(core.BodyRejected):
             impl.decoder.prepare_http(body, "acme", 10)
 

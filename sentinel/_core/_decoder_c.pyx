@@ -28,12 +28,13 @@ from sentinel._core._shared import EventRejected, EventWire
 cdef object _decoder = msgspec.json.Decoder(EventWire)
 cdef object _list_decoder = msgspec.json.Decoder(list[EventWire])
 cdef object _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+cdef object _raw_decoder = msgspec.json.Decoder(msgspec.Raw)
 cdef object _encoder = msgspec.json.Encoder()
 cdef object _EventWire = EventWire
 cdef object _DecodeError = msgspec.DecodeError
 cdef object _ValidationError = msgspec.ValidationError
 cdef tuple _JSON_ERRORS = S.JSON_ERRORS
-cdef tuple _BODY_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+cdef tuple _BODY_ERRORS = S.BODY_ERRORS
 cdef dict _TYPE_CODES = S.EVENT_TYPE_CODES
 cdef dict _LEVEL_CODES = S.LEVEL_CODES
 cdef tuple _PRIORITIES = S.PRIORITIES
@@ -474,19 +475,25 @@ def prepare_http(bytes body, str tenant, Py_ssize_t max_events):
     cdef Event event
     cdef bytes start = body.lstrip()[:1]
     if start == b"{":
-        body = b"[" + body + b"]"
-    elif start != b"[":
-        raise S.BodyRejected("body must be a JSON object or an array of objects")
-    try:
-        items = _list_decoder.decode(body)
-    except _ValidationError:
+        # Exactly one object: parsed as one value, so "{...},{...}" is refused, not read as a list.
         typed = False
         try:
-            items = _raw_list_decoder.decode(body)
+            items = [_raw_decoder.decode(body)]
         except _BODY_ERRORS as exc:
             raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
-    except _BODY_ERRORS as exc:
-        raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
+    elif start == b"[":
+        try:
+            items = _list_decoder.decode(body)
+        except _ValidationError:
+            typed = False
+            try:
+                items = _raw_list_decoder.decode(body)
+            except _BODY_ERRORS as exc:
+                raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
+        except _BODY_ERRORS as exc:
+            raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
+    else:
+        raise S.BodyRejected("body must be a JSON object or an array of objects")
     if len(items) > max_events:
         raise OverflowError(len(items))
     encode = _encoder.encode

@@ -14,6 +14,7 @@ from ._shared import EventRejected, EventWire
 _decoder = msgspec.json.Decoder(EventWire)
 _list_decoder = msgspec.json.Decoder(list[EventWire])
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_raw_decoder = msgspec.json.Decoder(msgspec.Raw)
 _encoder = msgspec.json.Encoder()
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -283,23 +284,29 @@ def prepare_http(
     Raises ``BodyRejected`` when the body is not JSON or not an object or array, and
     ``OverflowError`` when it holds more than ``max_events`` items."""
     start = body.lstrip()[:1]
-    if start == b"{":
-        body = b"[" + body + b"]"
-    elif start != b"[":
-        raise S.BodyRejected("body must be a JSON object or an array of objects")
     items: list[EventWire] | list[msgspec.Raw]
-    try:
-        items = _list_decoder.decode(body)
-        typed = True
-    except msgspec.ValidationError:
-        # Some item is not an object: take the body apart item by item so every bad index is named.
+    if start == b"{":
+        # Exactly one object: parsed as one value, so "{...},{...}" is refused, not read as a list.
         typed = False
         try:
-            items = _raw_list_decoder.decode(body)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            items = [_raw_decoder.decode(body)]
+        except S.BODY_ERRORS as exc:
             raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
+    elif start == b"[":
+        try:
+            items = _list_decoder.decode(body)
+            typed = True
+        except msgspec.ValidationError:
+            # Some item is not an object: take the body apart item by item so every bad index is named.
+            typed = False
+            try:
+                items = _raw_list_decoder.decode(body)
+            except S.BODY_ERRORS as exc:
+                raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
+        except S.BODY_ERRORS as exc:
+            raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
+    else:
+        raise S.BodyRejected("body must be a JSON object or an array of objects")
     if len(items) > max_events:
         raise OverflowError(len(items))
     payloads: list[bytes] = []

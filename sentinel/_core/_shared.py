@@ -158,6 +158,8 @@ def clip(value: object) -> str:
 def json_detail(exc: Exception) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return f"not UTF-8 (byte 0x{exc.object[exc.start]:02x})"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
     return str(exc)
 
 
@@ -167,9 +169,11 @@ def json_error(exc: Exception) -> EventRejected:
     return EventRejected(INVALID_JSON, f"invalid JSON: {json_detail(exc)}")
 
 
-# What a payload's parsing can raise: msgspec's errors, and UnicodeDecodeError for bytes that are not
-# UTF-8 inside a string (msgspec) or inside a JSON object kept raw (the core decodes it).
-JSON_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+# What a payload's parsing can raise: msgspec's errors, UnicodeDecodeError for bytes that are not UTF-8
+# inside a string (msgspec) or inside a JSON object kept raw (the core decodes it), and RecursionError
+# for nesting deeper than msgspec will follow.
+JSON_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+BODY_ERRORS: Final = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def missing(field: str) -> EventRejected:
