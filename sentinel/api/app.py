@@ -19,6 +19,7 @@ from sentinel.api.controllers.logs import LogController
 from sentinel.api.controllers.processes import ProcessController
 from sentinel.api.cursors import CursorCodec
 from sentinel.api.middleware import metrics_middleware, tracing_middleware
+from sentinel.api.openapi import RawJsonObjectPlugin
 from sentinel.api.problems import EXCEPTION_HANDLERS
 from sentinel.api.runtime import Runtime
 from sentinel.config import Settings, load_settings, require_identity_provider
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[HealthController, ProcessController, LogController, EventController],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        plugins=[RawJsonObjectPlugin()],
         middleware=[tracing_middleware, metrics_middleware] if traced else [metrics_middleware],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -73,6 +73,7 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     detail = exc.detail if status < 500 else HTTPStatus(status).phrase
     if status == 413:
         detail = "request body is larger than allowed"
+        headers.setdefault("Connection", "close")
     return problem_response(status, detail, headers=headers)
 
 

@@ -10,9 +10,10 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 
 from sentinel import _core
 from sentinel.api.auth import provide_principal, require_ingest
+from sentinel.api.openapi import PostEventsOperation, problems
 from sentinel.api.problems import ApiProblem
 from sentinel.api.runtime import Runtime
-from sentinel.api.schemas import Accepted, EventIn, ItemError
+from sentinel.api.schemas import Accepted, ItemError
 from sentinel.ingest.producer import Overloaded
 from sentinel.security import Principal
 from sentinel.telemetry import metrics
@@ -37,7 +38,8 @@ class EventController(Controller):
             "All or nothing: an invalid item refuses the whole request (422, naming each bad index) and "
             "nothing is queued. 202 means the events are durably queued. Requires the ingest role."
         ),
-        request_body_type=list[EventIn],  # documentation only: the core reads the raw body itself
+        operation_class=PostEventsOperation,  # documents the body, which the core reads itself
+        responses=problems(400, 401, 403, 413, 415, 422, 503),
     )
     async def post_events(self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Accepted:
         runtime: Runtime = request.app.state.runtime
@@ -46,7 +48,13 @@ class EventController(Controller):
             raise ApiProblem(415, "body must be application/json", code="unsupported_media_type")
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > runtime.settings.max_body_bytes:
-            raise ApiProblem(413, f"body is larger than {runtime.settings.max_body_bytes} bytes", code="too_large")
+            # The body is left unread, so the connection cannot be reused: say so.
+            raise ApiProblem(
+                413,
+                f"body is larger than {runtime.settings.max_body_bytes} bytes",
+                code="too_large",
+                headers={"Connection": "close"},
+            )
         body = await request.body()
         try:
             payloads, priorities, errors = _core.prepare_http(body, principal.tenant, MAX_EVENTS)

@@ -52,4 +52,5 @@ class HealthController(Controller):
             metrics.DB_POOL.labels("busy").set(busy)
             metrics.DB_POOL.labels("open").set(opened)
         body, content_type = metrics.render()
-        return Response(body, media_type=content_type)
+        # Litestar appends the charset to text types itself; pass the type without it, once.
+        return Response(body, media_type=content_type.replace("; charset=utf-8", ""))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -14,7 +15,8 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from sentinel._core import LEVELS
 from sentinel.api.auth import provide_principal
-from sentinel.api.controllers.processes import NOT_FOUND, parse_time
+from sentinel.api.controllers.processes import NOT_FOUND, exact_process_id, parse_time
+from sentinel.api.openapi import problems
 from sentinel.api.problems import ApiProblem
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import LogPage
@@ -25,6 +27,7 @@ from sentinel.store.base import LogQuery
 POLL_SECONDS = 0.25
 STREAM_PAGE = 500
 KEEPALIVE_SECONDS = 15.0
+MAX_TAIL_WAIT_US = 30_000_000  # past this a backlogged queue no longer holds the stream open
 
 
 def parse_level(value: str | None) -> int:
@@ -45,7 +48,8 @@ class LogController(Controller):
     dependencies = {"principal": Provide(provide_principal)}
 
     @get(
-        "/logs/{process_id:str}",
+        "/logs/{process_id:path}",
+        responses=problems(400, 401, 403, 404),
         summary="Logs of one process, oldest first; with follow=true or Accept: text/event-stream, a live SSE stream",
     )
     async def logs(
@@ -58,8 +62,9 @@ class LogController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
         follow: FromQuery[bool] = False,
-    ) -> Response[Any]:
+    ) -> Response[LogPage]:
         runtime: Runtime = request.app.state.runtime
+        process_id = exact_process_id(request, "/logs/")
         min_level = parse_level(level)
         since_us = parse_time("since", since)
         if await runtime.read(runtime.store.get_status, principal.tenant, process_id) is None:
@@ -67,7 +72,10 @@ class LogController(Controller):
         if wants_stream(request, follow):
             resume = request.headers.get("last-event-id", "0").strip()
             after = int(resume) if resume.isdigit() else 0
-            return ServerSentEvent(self._stream(runtime, principal.tenant, process_id, min_level, since_us, after))
+            # An SSE response stands in for the page here; the annotation documents the page.
+            return ServerSentEvent(  # type: ignore[return-value]
+                self._stream(runtime, principal.tenant, process_id, min_level, since_us, after)
+            )
         scope = ["logs", process_id, min_level, since_us]
         after_key = None
         if cursor is not None:
@@ -89,6 +97,7 @@ class LogController(Controller):
         process is terminal and its logs are out, or when the server drains."""
         encode = msgspec.json.encode
         idle = 0.0
+        terminal_seen_at: int | None = None
         while not runtime.draining:
             batch: list[LogEntry] = await runtime.read(runtime.store.logs_after, tenant, process_id, after, STREAM_PAGE)
             for entry in batch:
@@ -103,8 +112,17 @@ class LogController(Controller):
                 continue
             status = await runtime.read(runtime.store.get_status, tenant, process_id)
             if status is not None and status.status in TERMINAL:
-                # The terminal status and the logs of its batch commit together: one more read
-                # after seeing it catches every line stored up to that commit.
+                # The queue hands out errors and completions before logs, so lines sent before the
+                # terminal event may still be queued. Everything enqueued before the terminal status
+                # was seen is either stored or dead-lettered once the queue holds nothing older.
+                now = time.time_ns() // 1000
+                if terminal_seen_at is None:
+                    terminal_seen_at = now
+                if now - terminal_seen_at < MAX_TAIL_WAIT_US:
+                    stats = await runtime.read(runtime.store.queue_stats)
+                    if stats.oldest_enqueued_at is not None and stats.oldest_enqueued_at < terminal_seen_at:
+                        await asyncio.sleep(POLL_SECONDS)
+                        continue
                 tail = await runtime.read(runtime.store.logs_after, tenant, process_id, after, STREAM_PAGE)
                 if not tail:
                     yield ServerSentEventMessage(data=encode(status).decode(), event="end")

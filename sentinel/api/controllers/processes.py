@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
@@ -10,6 +11,7 @@ from litestar.params import FromPath, QueryParameter
 
 from sentinel import _core
 from sentinel.api.auth import provide_principal
+from sentinel.api.openapi import problems
 from sentinel.api.problems import ApiProblem
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import ProcessPage
@@ -39,22 +41,42 @@ def parse_statuses(value: str | None) -> tuple[str, ...]:
     return wanted
 
 
+def exact_process_id(request: Request[Any, Any, Any], prefix: str) -> str:
+    """The process id exactly as sent: taken from the raw path, since routing normalises slashes
+    ('a//b', 'job/') and a process id may contain any of them."""
+    raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+    tail = raw[len(prefix) :] if raw.startswith(prefix.encode()) else b""
+    try:
+        return unquote_to_bytes(tail).decode()
+    except UnicodeDecodeError:
+        return ""  # no process has such an id: answered as absent
+
+
 class ProcessController(Controller):
     tags = ["processes"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @get("/status/{process_id:str}", summary="The status document of one process")
+    @get(
+        "/status/{process_id:path}",
+        summary="The status document of one process",
+        description="A process id may hold '/' (send it as is or as %2F).",
+        responses=problems(401, 403, 404),
+    )
     async def status(
         self, request: Request[Any, Any, Any], principal: NamedDependency[Principal], process_id: FromPath[str]
     ) -> ProcessStatus:
         runtime: Runtime = request.app.state.runtime
-        found = await runtime.read(runtime.store.get_status, principal.tenant, process_id)
+        found = await runtime.read(runtime.store.get_status, principal.tenant, exact_process_id(request, "/status/"))
         if found is None:
             # The same answer for "never existed" and "another tenant's": nothing leaks either way.
             raise ApiProblem(404, NOT_FOUND, code="not_found")
         return found
 
-    @get("/processes", summary="Processes of the caller's tenant, newest activity first")
+    @get(
+        "/processes",
+        summary="Processes of the caller's tenant, newest activity first",
+        responses=problems(400, 401, 403),
+    )
     async def processes(
         self,
         request: Request[Any, Any, Any],

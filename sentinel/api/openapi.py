@@ -1,0 +1,98 @@
+"""What the OpenAPI document says beyond what Litestar infers from the handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.plugins import OpenAPISchemaPlugin
+from litestar.typing import FieldDefinition
+
+from sentinel._core import EVENT_TYPES, LEVELS
+from sentinel.api.schemas import Problem
+
+
+class RawJsonObjectPlugin(OpenAPISchemaPlugin):
+    """``metadata``, ``result`` and ``details`` travel as ``msgspec.Raw`` (stored JSON, never re-parsed);
+    on the wire they are JSON objects, and the document says so."""
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is msgspec.Raw
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        return Schema(type=OpenAPIType.OBJECT, description="a JSON object", additional_properties=True)
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """The problem+json answers a route can give, for its OpenAPI entry."""
+    text = {
+        400: "malformed request (bad filter, cursor or body)",
+        401: "missing or invalid bearer token",
+        403: "token lacks the tenant claim or the role, or names another tenant",
+        404: "no such process for this tenant",
+        413: "body or event count over the limit",
+        415: "body is not application/json",
+        422: "some events are invalid; nothing was queued",
+        503: "not accepting events right now",
+    }
+    return {
+        status: ResponseSpec(
+            Problem, description=text[status], media_type="application/problem+json", generate_examples=False
+        )
+        for status in statuses
+    }
+
+
+_STRING = Schema(type=OpenAPIType.STRING)
+_EVENT = Schema(
+    type=OpenAPIType.OBJECT,
+    description="One event (SPEC section 2). tenant_id may be omitted: it comes from the token.",
+    required=["event_id", "event_type", "process_id", "timestamp"],
+    properties={
+        "event_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=64),
+        "event_type": Schema(type=OpenAPIType.STRING, enum=list(EVENT_TYPES)),
+        "process_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=100),
+        "tenant_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=50),
+        "timestamp": Schema(type=OpenAPIType.STRING, format="date-time"),  # type: ignore[arg-type]
+        "process_name": _STRING,
+        "process_type": _STRING,
+        "package_name": _STRING,
+        "procedure_name": _STRING,
+        "correlation_id": _STRING,
+        "metadata": Schema(type=OpenAPIType.OBJECT),
+        "step": Schema(type=OpenAPIType.STRING, max_length=200),
+        "percent": Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=100),
+        "message": Schema(type=OpenAPIType.STRING, max_length=4000),
+        "level": Schema(type=OpenAPIType.STRING, enum=list(LEVELS)),
+        "details": Schema(type=OpenAPIType.OBJECT),
+        "component": _STRING,
+        "trace_id": Schema(type=OpenAPIType.STRING, pattern="^[0-9a-fA-F]{32}$"),
+        "span_id": Schema(type=OpenAPIType.STRING, pattern="^[0-9a-fA-F]{16}$"),
+        "duration_us": Schema(type=OpenAPIType.INTEGER, minimum=0),
+        "result": Schema(type=OpenAPIType.OBJECT),
+        "error_code": _STRING,
+        "error_message": Schema(type=OpenAPIType.STRING, max_length=4000),
+        "stack_trace": _STRING,
+        "reason": Schema(type=OpenAPIType.STRING, max_length=4000),
+    },
+)
+
+
+@dataclass
+class PostEventsOperation(Operation):
+    """The body of ``POST /events`` is read by the core, not by Litestar, so it is described here."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="one event, or an array of at most 10,000",
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(one_of=[_EVENT, Schema(type=OpenAPIType.ARRAY, items=_EVENT, max_items=10_000)])
+                )
+            },
+        )
