@@ -89,14 +89,8 @@ def idp(keys: list[SigningKey]) -> Iterator[JwksServer]:
 
 @pytest.fixture(scope="module")
 def api(idp: JwksServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    server = ApiServer(tmp_path_factory.mktemp("api") / "data", idp=idp, workers=2)
-    server.start()
-    try:
+    with ApiServer(tmp_path_factory.mktemp("api") / "data", idp=idp, workers=2) as server:
         yield server
-    except BaseException:
-        server.kill()
-        raise
-    server.stop()
 
 
 @dataclass

@@ -63,14 +63,8 @@ def attacker() -> Iterator[JwksServer]:
 
 @pytest.fixture(scope="module")
 def api(idp: JwksServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    server = ApiServer(tmp_path_factory.mktemp("auth") / "data", idp=idp, workers=1)
-    server.start()
-    try:
+    with ApiServer(tmp_path_factory.mktemp("auth") / "data", idp=idp, workers=1) as server:
         yield server
-    except BaseException:
-        server.kill()
-        raise
-    server.stop()
 
 
 @pytest.fixture

@@ -35,14 +35,8 @@ def idp(key: SigningKey) -> Iterator[JwksServer]:
 
 @pytest.fixture(scope="module")
 def api(idp: JwksServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    server = ApiServer(tmp_path_factory.mktemp("stream") / "data", idp=idp, workers=1)
-    server.start()
-    try:
+    with ApiServer(tmp_path_factory.mktemp("stream") / "data", idp=idp, workers=1) as server:
         yield server
-    except BaseException:
-        server.kill()
-        raise
-    server.stop()
 
 
 @pytest.fixture
