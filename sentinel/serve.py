@@ -61,7 +61,11 @@ class Supervisor:
         self.demo: subprocess.Popen[bytes] | None = None
 
     def spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", *args], env=self.env)
+        # Children start in the runtime directory with PYTHONSAFEPATH set: started from a source
+        # checkout, "python -m sentinel" would otherwise import the checkout (which holds no compiled
+        # core after "pip install .") instead of the installed package.
+        assert self.settings.runtime_dir is not None
+        return subprocess.Popen([sys.executable, "-m", *args], env=self.env, cwd=self.settings.runtime_dir)
 
     def start_ingest(self) -> None:
         self.ingest = self.spawn("sentinel", "ingest")
@@ -109,7 +113,7 @@ def serve(
     port = settings.listen_port if port is None else port
     workers = workers or settings.http_workers
     runtime_dir = Path(tempfile.mkdtemp(prefix="sentinel-run-"))
-    settings = replace(settings, runtime_dir=runtime_dir)
+    settings = replace(settings, runtime_dir=runtime_dir, data_dir=settings.data_dir.resolve())
     if settings.backend == "sqlite":
         from sentinel.store.sqlite import SqliteStore
 
@@ -120,12 +124,13 @@ def serve(
         from sentinel.security import DevAuthority
 
         DevAuthority(settings.data_dir, tenant_claim=settings.tenant_claim)
-    metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or runtime_dir / "metrics")
+    metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or runtime_dir / "metrics").resolve()
     prepare_multiprocess_dir(metrics_dir)
     env = dict(os.environ)
     env.update(
         {
             "SENTINEL_RUNTIME_DIR": str(runtime_dir),
+            "PYTHONSAFEPATH": "1",
             "SENTINEL_DATA_DIR": str(settings.data_dir),
             "SENTINEL_DEV_MODE": "1" if settings.dev_mode else "0",
             MULTIPROC_ENV: str(metrics_dir),
