@@ -13,18 +13,21 @@ import os
 import random
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import jsonschema
 import pytest
-from apiserver import ApiServer, assert_problem, event, ts, unique, wait_until
+from apiserver import ApiServer, assert_problem, event, free_port, server_env, ts, unique, wait_until
 from jwks_server import JwksServer, SigningKey
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -1128,3 +1131,43 @@ def test_stalled_status_and_recovery(
         server.kill()
         raise
     server.stop()
+
+
+def test_serve_from_a_directory_with_a_sentinel_folder_runs_the_installed_package(tmp_path: Path) -> None:
+    """Started from a source checkout (which has no compiled core after ``pip install .``), the
+    server's children must still import the installed package, never the folder they start in."""
+    import sentinel._core as core
+
+    shadow = tmp_path / "checkout"
+    (shadow / "sentinel").mkdir(parents=True)
+    (shadow / "sentinel" / "__init__.py").write_text('raise ImportError("imported the checkout")\n')
+    command = Path(sys.executable).parent / "sentinel"
+    port = free_port()
+    env = server_env(tmp_path / "data", {"SENTINEL_LISTEN_PORT": str(port)})
+    proc = subprocess.Popen(
+        [str(command), "serve", "--dev", "--host", "127.0.0.1", "--workers", "1"],
+        cwd=shadow,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=2.0) as http:
+            deadline = time.monotonic() + 60
+            ready = None
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    ready = http.get("/ready")
+                    if ready.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+            assert ready is not None
+            assert ready.status_code == 200, ready.text  # the ingest child is alive too
+            assert http.get("/health").json()["core"] == core.IMPLEMENTATION
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=60)[0].decode(errors="replace")
+    assert proc.returncode == 0, output
+    assert "imported the checkout" not in output
