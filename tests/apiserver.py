@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
+from helpers import wait_for
 from jwks_server import JwksServer
 
 T = TypeVar("T")
@@ -84,18 +85,6 @@ def sentinel_run(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> s
         timeout=timeout,
         check=False,
     )
-
-
-def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
-    """Poll ``predicate`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class ApiServer:
@@ -412,7 +401,7 @@ class SseReader:
                 raise AssertionError(f"stream ended ({self.error!r}) before {what}: {events}")
             return None
 
-        return wait_until(check, timeout, what)
+        return wait_for(check, timeout, what)
 
     def join(self, timeout: float) -> list[SseEvent]:
         """Wait for the server to end the stream; fail if it does not within ``timeout``."""

@@ -4,7 +4,7 @@ Usage::
 
     key = SigningKey.rsa()
     with JwksServer([key]) as idp:
-        cache = JwksCache.from_issuer(idp.issuer)       # or JwksCache.from_url(idp.jwks_uri)
+        cache = JwksCache(issuer=idp.issuer)       # or JwksCache(jwks_uri=idp.jwks_uri)
         token = key.sign(idp.claims(tenant_id="acme"))
         idp.set_keys([key, SigningKey.ec()])           # rotation
         idp.take_down("503")                            # or "close" / "hang"; bring_up() restores

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import httpx
 import jsonschema
 import pytest
-from apiserver import ApiServer, assert_problem, event, free_port, server_env, ts, unique, wait_until
+from apiserver import ApiServer, assert_problem, event, free_port, server_env, ts, unique, wait_for
 from jwks_server import JwksServer, SigningKey
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -162,7 +162,7 @@ def wait_status(
         return None
 
     try:
-        return wait_until(check, VISIBLE, f"status of {process_id}")
+        return wait_for(check, VISIBLE, f"status of {process_id}")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last answer {last[0]}") from None
 
@@ -263,7 +263,7 @@ def test_metrics_label_routes_by_template_and_count_ingest(api: ApiServer, calle
             if labels.get("event_type") == "STARTED"
         )
 
-    wait_until(lambda: ingested() > before, VISIBLE, "sentinel_events_ingested_total to move")
+    wait_for(lambda: ingested() > before, VISIBLE, "sentinel_events_ingested_total to move")
 
 
 def test_metrics_content_type_is_one_well_formed_media_type(api: ApiServer) -> None:
@@ -384,11 +384,11 @@ def test_ready_answers_503_naming_ingest_while_the_consumer_is_down(api: ApiServ
                 return True
             return False
 
-        wait_until(unready, 10, "/ready to answer 503 after the consumer died", interval=0.005)
+        wait_for(unready, 10, "/ready to answer 503 after the consumer died", interval=0.005)
         assert seen[0]["status"] == "unavailable"
         assert seen[0]["checks"]["ingest"] == "not running"
         assert seen[0]["checks"]["store"] == "ok"
-        wait_until(lambda: http.get("/ready").status_code == 200, 30, "/ready to recover")
+        wait_for(lambda: http.get("/ready").status_code == 200, 30, "/ready to recover")
     # The restarted consumer ingests again.
     process_id = unique("after-restart")
     post(caller.http, [event("STARTED", process_id)])

@@ -30,7 +30,7 @@ from apiserver import (
     sentinel_run,
     server_env,
     unique,
-    wait_until,
+    wait_for,
 )
 from jwks_server import JwksServer, SigningKey
 
@@ -118,7 +118,7 @@ def test_valid_tokens_are_accepted(
     def visible() -> bool:
         return http.get(f"/status/{process_id}", headers=bearer(token)).status_code == 200
 
-    wait_until(visible, 10, "the event to be visible")
+    wait_for(visible, 10, "the event to be visible")
     listed = http.get("/processes", headers=bearer(token)).json()["items"]
     assert [(row["process_id"], row["tenant_id"]) for row in listed] == [(process_id, tenant)]
 
@@ -344,7 +344,7 @@ def test_discovery_and_configured_claim_names(rsa_key: SigningKey, tmp_path: Pat
             with server.client(writer) as http:
                 process_id = unique("disc")
                 assert http.post("/events", json=[event("STARTED", process_id)]).status_code == 202
-                wait_until(lambda: http.get(f"/status/{process_id}").status_code == 200, 10, "the event")
+                wait_for(lambda: http.get(f"/status/{process_id}").status_code == 200, 10, "the event")
                 assert http.get(f"/status/{process_id}").json()["tenant_id"] == "org-1"
             default_names = rsa_key.sign(provider.claims(tenant_id="org-1", roles=[INGEST]))
             with server.client(default_names) as http:
@@ -380,7 +380,7 @@ def test_dev_mode_end_to_end(tmp_path: Path) -> None:
         with server.client(token) as http:
             answer = http.post("/events", json=[event("STARTED", process_id), event("LOG", process_id)])
             assert answer.status_code == 202, answer.text
-            wait_until(lambda: http.get(f"/status/{process_id}").status_code == 200, 10, "the dev event")
+            wait_for(lambda: http.get(f"/status/{process_id}").status_code == 200, 10, "the dev event")
             assert http.get(f"/logs/{process_id}").json()["items"][0]["message"] == "a log line"
         with server.client(reader) as http:
             assert http.get(f"/status/{process_id}").json()["tenant_id"] == tenant
@@ -455,7 +455,7 @@ def test_key_rotation_and_unknown_kid_rate_limit(
             statuses.extend(answers[:-1])
             return answers[-1] == 200
 
-        wait_until(accepted, 75, "the rotated key to be accepted", interval=0.25)
+        wait_for(accepted, 75, "the rotated key to be accepted", interval=0.25)
         assert set(statuses) == {401}
         assert len(statuses) >= 20
         assert 1 <= idp.jwks_requests <= 2, (idp.jwks_requests, len(statuses))

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from apiserver import ApiServer, event, unique, wait_until
+from apiserver import ApiServer, event, unique, wait_for
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -63,7 +63,7 @@ def token(server: ApiServer) -> str:
             ],
         )
         assert answer.status_code == 202, answer.text
-        wait_until(lambda: http.get(f"/status/{SEEDED}").status_code == 200, 10, "the seeded process")
+        wait_for(lambda: http.get(f"/status/{SEEDED}").status_code == 200, 10, "the seeded process")
     return token
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from apiserver import ApiServer, SseEvent, SseReader, assert_problem, event, ts, unique, wait_until
+from apiserver import ApiServer, SseEvent, SseReader, assert_problem, event, ts, unique, wait_for
 from jwks_server import JwksServer, SigningKey
 
 INGEST = "sentinel-ingest"
@@ -70,7 +70,7 @@ def wait_logs(http: httpx.Client, process_id: str, count: int) -> list[dict[str,
         items: list[dict[str, Any]] = answer.json()["items"]
         return items if len(items) >= count else None
 
-    return wait_until(check, VISIBLE, f"{count} logs of {process_id}")
+    return wait_for(check, VISIBLE, f"{count} logs of {process_id}")
 
 
 def status_of(http: httpx.Client, process_id: str) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def wait_status(http: httpx.Client, process_id: str, status: str) -> None:
         answer = http.get(f"/status/{process_id}")
         return answer.status_code == 200 and answer.json()["status"] == status
 
-    wait_until(check, VISIBLE, f"{process_id} to be {status}")
+    wait_for(check, VISIBLE, f"{process_id} to be {status}")
 
 
 def logs_of(events: list[SseEvent]) -> list[dict[str, Any]]:
@@ -180,7 +180,7 @@ def test_a_backlog_longer_than_a_page_is_sent_whole(http: httpx.Client, stream_c
         + [event("COMPLETED", process_id)],
     )
     # Everything stored first (see test_stream_sends_lines_accepted_before_the_terminal_event).
-    wait_until(lambda: status_of(http, process_id).get("log_count") == count, VISIBLE, "all lines")
+    wait_for(lambda: status_of(http, process_id).get("log_count") == count, VISIBLE, "all lines")
     wait_status(http, process_id, "COMPLETED")
     events = SseReader(stream_client, f"/logs/{process_id}", params={"follow": "true"}).start().join(60)
     assert messages(events) == [f"n{i}" for i in range(count)]
@@ -226,7 +226,7 @@ def test_stream_sends_lines_accepted_before_the_terminal_event(
             post(http, [event("COMPLETED", process_id)])
             events = reader.join(60)
             reader.client.close()
-            wait_until(lambda: status_of(http, process_id).get("log_count") == 2, 30, "the line stored")
+            wait_for(lambda: status_of(http, process_id).get("log_count") == 2, 30, "the line stored")
             assert [item["message"] for item in http.get(f"/logs/{process_id}").json()["items"]] == [
                 "before",
                 "accepted before the end",
@@ -410,7 +410,7 @@ def test_sigterm_drains_then_stops_without_losing_accepted_events(
         ).start()
         stream.wait_for(lambda got: messages(got) == ["hello"], VISIBLE, "the stream's backlog")
         poster = Poster(server, token, flows).start()
-        wait_until(lambda: len(poster.accepted) >= 30, VISIBLE, "events to flow")
+        wait_for(lambda: len(poster.accepted) >= 30, VISIBLE, "events to flow")
 
         server.terminate()
         readiness: list[tuple[int, dict[str, Any]]] = []
@@ -488,7 +488,7 @@ def test_sigterm_drains_then_stops_without_losing_accepted_events(
             def complete() -> bool:
                 return accepted <= stored()
 
-            wait_until(complete, 30, f"all {len(accepted)} accepted events after the restart", interval=0.2)
+            wait_for(complete, 30, f"all {len(accepted)} accepted events after the restart", interval=0.2)
             assert http.get(f"/status/{watched}").json()["status"] == "RUNNING"
     except BaseException:
         again.kill()

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from apiserver import ApiServer, event, unique, wait_until
+from apiserver import ApiServer, event, unique, wait_for
 from jwks_server import JwksServer, SigningKey
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -251,9 +251,9 @@ def traffic(env: Env) -> Traffic:
     def visible(process_id: str) -> bool:
         return env.request("GET", f"/status/{process_id}").status_code == 200
 
-    wait_until(lambda: visible(running) and all(visible(p) for p in (done, failed, cancelled)), BOUND,
+    wait_for(lambda: visible(running) and all(visible(p) for p in (done, failed, cancelled)), BOUND,
                "the posted processes in /status")
-    wait_until(lambda: env.request("GET", f"/status/{running}").json()["log_count"] == 3, BOUND,
+    wait_for(lambda: env.request("GET", f"/status/{running}").json()["log_count"] == 3, BOUND,
                "all three LOG events of the running process")
     missing = unique("missing")
     assert env.request("GET", f"/status/{missing}").status_code == 404
@@ -280,7 +280,7 @@ def wait_for_scrape(env: Env, check: Callable[[Scrape], bool], what: str) -> Scr
         scrape = env.scrape()
         return scrape if check(scrape) else None
 
-    return wait_until(attempt, BOUND, what, interval=0.1)
+    return wait_for(attempt, BOUND, what, interval=0.1)
 
 
 # -- the multiprocess directory ----------------------------------------------------------------------
@@ -314,7 +314,7 @@ def test_http_requests_are_counted_by_route_template_across_workers(env: Env, tr
         per_pid = per_process_http_counts(env.metrics_dir, env.root / "scratch")
         return per_pid if len(per_pid) >= 2 else None
 
-    wait_until(both_workers, BOUND, "HTTP requests counted by two worker processes", interval=0.01)
+    wait_for(both_workers, BOUND, "HTTP requests counted by two worker processes", interval=0.01)
 
     ours = {key: n for key, n in env.sent.requests.items() if key[0] in (STATUS_ROUTE, "/events", "/processes")}
     assert ours[(STATUS_ROUTE, "GET", "200")] >= 1

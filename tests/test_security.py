@@ -83,7 +83,7 @@ def clock() -> FakeClock:
 
 
 def make_verifier(idp: JwksServer, clock: FakeClock | None = None, **options: Any) -> TokenVerifier:
-    cache = JwksCache.from_url(idp.jwks_uri, clock=clock or FakeClock(), **options)
+    cache = JwksCache(jwks_uri=idp.jwks_uri, clock=clock or FakeClock(), **options)
     return TokenVerifier(idp.issuer, AUDIENCE, cache, "tenant_id")
 
 
@@ -432,7 +432,7 @@ def test_bad_tenant_claim_is_403(idp: JwksServer, ec_key: SigningKey, tenant: ob
 
 
 def test_tenant_claim_name_is_configurable_and_50_chars_fit(idp: JwksServer, ec_key: SigningKey) -> None:
-    cache = JwksCache.from_url(idp.jwks_uri)
+    cache = JwksCache(jwks_uri=idp.jwks_uri)
     verifier = TokenVerifier(idp.issuer, AUDIENCE, cache, tenant_claim="org")
     longest = "t" * 50
 
@@ -564,7 +564,7 @@ def test_provider_down_cached_keys_keep_working(
     idp: JwksServer, clock: FakeClock, rsa_key: SigningKey, outage: Any
 ) -> None:
     outcomes: list[bool] = []
-    cache = JwksCache.from_url(idp.jwks_uri, clock=clock, on_fetch=outcomes.append)
+    cache = JwksCache(jwks_uri=idp.jwks_uri, clock=clock, on_fetch=outcomes.append)
     verifier = TokenVerifier(idp.issuer, AUDIENCE, cache)
     known = f"Bearer {rsa_key.sign(idp.claims(tenant_id='acme'))}"
     unknown = f"Bearer {SigningKey.ec(kid='unseen').sign(idp.claims(tenant_id='acme'))}"
@@ -606,7 +606,7 @@ def test_cold_start_with_provider_down_then_recovery(
     idp: JwksServer, clock: FakeClock, rsa_key: SigningKey
 ) -> None:
     outcomes: list[bool] = []
-    cache = JwksCache.from_url(idp.jwks_uri, clock=clock, on_fetch=outcomes.append)
+    cache = JwksCache(jwks_uri=idp.jwks_uri, clock=clock, on_fetch=outcomes.append)
     verifier = TokenVerifier(idp.issuer, AUDIENCE, cache)
     header = f"Bearer {rsa_key.sign(idp.claims(tenant_id='acme'))}"
     idp.take_down("503")
@@ -653,7 +653,7 @@ def test_failed_refresh_keeps_old_keys(idp: JwksServer, rsa_key: SigningKey) -> 
 
 def test_background_refresh_picks_up_new_keys(idp: JwksServer) -> None:
     newcomer = SigningKey.ec(kid="rotated-in")
-    cache = JwksCache.from_url(idp.jwks_uri, refresh_interval=0.05)
+    cache = JwksCache(jwks_uri=idp.jwks_uri, refresh_interval=0.05)
     verifier = TokenVerifier(idp.issuer, AUDIENCE, cache)
 
     async def scenario() -> None:
@@ -679,7 +679,7 @@ def test_background_refresh_picks_up_new_keys(idp: JwksServer) -> None:
 
 
 def test_oidc_discovery(idp: JwksServer, ec_key: SigningKey) -> None:
-    cache = JwksCache.from_issuer(idp.issuer)
+    cache = JwksCache(issuer=idp.issuer)
     verifier = TokenVerifier(idp.issuer, AUDIENCE, cache)
     header = f"Bearer {ec_key.sign(idp.claims(tenant_id='acme'))}"
 
@@ -695,7 +695,7 @@ def test_oidc_discovery(idp: JwksServer, ec_key: SigningKey) -> None:
 
 def test_discovery_for_a_different_issuer_is_rejected(idp: JwksServer, ec_key: SigningKey) -> None:
     idp.discovery_issuer = "https://impostor.example/realms/sentinel"
-    cache = JwksCache.from_issuer(idp.issuer)
+    cache = JwksCache(issuer=idp.issuer)
     verifier = TokenVerifier(idp.issuer, AUDIENCE, cache)
 
     error = rejection(verifier, f"Bearer {ec_key.sign(idp.claims(tenant_id='acme'))}")
@@ -709,7 +709,7 @@ def test_discovery_for_a_different_issuer_is_rejected(idp: JwksServer, ec_key: S
 def test_redirect_to_a_non_http_scheme_is_not_followed(idp: JwksServer, location: str) -> None:
     idp.redirect = location
     outcomes: list[bool] = []
-    cache = JwksCache.from_url(idp.jwks_uri, on_fetch=outcomes.append)
+    cache = JwksCache(jwks_uri=idp.jwks_uri, on_fetch=outcomes.append)
 
     assert run(cache.refresh()) is False
     assert not cache.ready()
@@ -720,7 +720,7 @@ def test_redirect_to_a_non_http_scheme_is_not_followed(idp: JwksServer, location
 def test_redirect_to_http_is_followed(idp: JwksServer, rsa_key: SigningKey) -> None:
     with JwksServer([rsa_key]) as moved:
         idp.redirect = moved.jwks_uri
-        cache = JwksCache.from_url(idp.jwks_uri)
+        cache = JwksCache(jwks_uri=idp.jwks_uri)
 
         assert run(cache.refresh()) is True
         assert cache.kids == {"rsa-1"}
@@ -733,7 +733,7 @@ def test_on_fetch_callback_errors_do_not_break_auth(
     def broken(ok: bool) -> None:
         raise RuntimeError("metrics backend exploded")
 
-    cache = JwksCache.from_url(idp.jwks_uri, on_fetch=broken)
+    cache = JwksCache(jwks_uri=idp.jwks_uri, on_fetch=broken)
     verifier = TokenVerifier(idp.issuer, AUDIENCE, cache)
 
     with caplog.at_level(logging.ERROR, logger="sentinel.security.jwks"):
@@ -806,9 +806,9 @@ def test_cache_rejects_bad_construction() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         JwksCache(jwks_uri="https://a.example/jwks", issuer="https://a.example")
     with pytest.raises(JwksError, match="http"):
-        JwksCache.from_url("file:///etc/passwd")
+        JwksCache(jwks_uri="file:///etc/passwd")
     with pytest.raises(JwksError, match="no usable"):
-        JwksCache.from_static({"keys": []})
+        JwksCache(static_jwks={"keys": []})
 
 
 # -- dev mode ------------------------------------------------------------------------------------
@@ -841,7 +841,7 @@ def test_dev_key_is_persisted_private_and_stable(tmp_path: Path) -> None:
     assert first.kid == second.kid
     assert first.jwks() == second.jwks()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dev-signing-key.pem"]  # no temp files left
-    verifier = TokenVerifier(second.issuer, second.audience, JwksCache.from_static(second.jwks()))
+    verifier = TokenVerifier(second.issuer, second.audience, JwksCache(static_jwks=second.jwks()))
     assert verify(verifier, first.mint("acme")).roles == frozenset({"sentinel-ingest"})
 
 

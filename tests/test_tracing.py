@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from apiserver import ApiServer, event, unique, wait_until
+from apiserver import ApiServer, event, unique, wait_for
 from helpers import enqueue, make_settings, run_worker_until_idle
 from helpers import event as queue_event
 from litestar.exceptions import LitestarDeprecationWarning
@@ -54,7 +54,7 @@ STATUS_TEMPLATES = ("/status/{process_id}", "/status/{process_id:str}")
 
 
 def poll(predicate: Callable[[], T], what: str, timeout: float = BOUND) -> T:
-    return wait_until(predicate, timeout, what, interval=0.01)
+    return wait_for(predicate, timeout, what, interval=0.01)
 
 
 def new_trace() -> tuple[str, str]:

@@ -33,7 +33,7 @@ def build_verifier(settings: Settings, *, on_fetch: Callable[[bool], None] | Non
         return TokenVerifier(
             issuer=authority.issuer,
             audience=authority.audience,
-            jwks=JwksCache.from_static(authority.jwks()),
+            jwks=JwksCache(static_jwks=authority.jwks()),
             tenant_claim=settings.tenant_claim,
         )
     if settings.oauth2_issuer is None:
@@ -41,9 +41,9 @@ def build_verifier(settings: Settings, *, on_fetch: Callable[[bool], None] | Non
     if settings.oauth2_audience is None:
         raise SettingsError("OAUTH2_AUDIENCE: required unless the server runs in dev mode (sentinel serve --dev)")
     if settings.oauth2_jwk_set_uri is not None:
-        jwks = JwksCache.from_url(settings.oauth2_jwk_set_uri, on_fetch=on_fetch)
+        jwks = JwksCache(jwks_uri=settings.oauth2_jwk_set_uri, on_fetch=on_fetch)
     else:
-        jwks = JwksCache.from_issuer(settings.oauth2_issuer, on_fetch=on_fetch)
+        jwks = JwksCache(issuer=settings.oauth2_issuer, on_fetch=on_fetch)
     return TokenVerifier(
         issuer=settings.oauth2_issuer,
         audience=settings.oauth2_audience,

@@ -122,7 +122,9 @@ def _build_opener() -> urllib.request.OpenerDirector:
 class JwksCache:
     """Keys by ``kid``, refreshed in the background and, rate-limited, when a token names an unknown kid.
 
-    Use :meth:`from_url`, :meth:`from_issuer` or :meth:`from_static`. A failed fetch never drops keys: the
+    Built from exactly one source: ``jwks_uri=`` (a JWKS URL), ``issuer=`` (OIDC discovery:
+    ``{issuer}/.well-known/openid-configuration`` names the ``jwks_uri``) or ``static_jwks=`` (dev mode,
+    never fetches). A failed fetch never drops keys: the
     ones already cached keep verifying tokens until a successful fetch replaces the whole set (which is
     also how a key the provider has withdrawn stops being accepted).
     """
@@ -163,51 +165,6 @@ class JwksCache:
         self._refresher: asyncio.Task[None] | None = None
         self._opener = _build_opener()
         self.last_error: str | None = None
-
-    @classmethod
-    def from_url(
-        cls,
-        jwks_uri: str,
-        *,
-        fetch_timeout: float = 2.0,
-        min_refetch_interval: float = 30.0,
-        refresh_interval: float = 600.0,
-        on_fetch: Callable[[bool], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> JwksCache:
-        return cls(
-            jwks_uri=jwks_uri,
-            fetch_timeout=fetch_timeout,
-            min_refetch_interval=min_refetch_interval,
-            refresh_interval=refresh_interval,
-            on_fetch=on_fetch,
-            clock=clock,
-        )
-
-    @classmethod
-    def from_issuer(
-        cls,
-        issuer: str,
-        *,
-        fetch_timeout: float = 2.0,
-        min_refetch_interval: float = 30.0,
-        refresh_interval: float = 600.0,
-        on_fetch: Callable[[bool], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> JwksCache:
-        """Keys found through OIDC discovery: ``{issuer}/.well-known/openid-configuration`` → ``jwks_uri``."""
-        return cls(
-            issuer=issuer,
-            fetch_timeout=fetch_timeout,
-            min_refetch_interval=min_refetch_interval,
-            refresh_interval=refresh_interval,
-            on_fetch=on_fetch,
-            clock=clock,
-        )
-
-    @classmethod
-    def from_static(cls, jwks: Mapping[str, Any]) -> JwksCache:
-        return cls(static_jwks=jwks)
 
     @property
     def kids(self) -> frozenset[str]:
