@@ -67,9 +67,7 @@ def ingest(store: Any, settings: Settings) -> Ingest:
     """``ingest(items, priorities=None)``: queue the items (event dicts or raw bytes; priorities as a
     producer gives them unless told) and run a real worker until the queue is empty."""
 
-    def feed(
-        items: Iterable[Mapping[str, Any] | bytes], priorities: Iterable[int] | None = None
-    ) -> IngestWorker:
+    def feed(items: Iterable[Mapping[str, Any] | bytes], priorities: Iterable[int] | None = None) -> IngestWorker:
         enqueue(store, items, priorities)
         return run_worker_until_idle(store, settings)
 

@@ -98,9 +98,7 @@ def priority_for(item: Mapping[str, Any] | bytes) -> int:
     return DEFAULT_PRIORITY
 
 
-def enqueue(
-    store: Any, items: Iterable[Mapping[str, Any] | bytes], priorities: Iterable[int] | None = None
-) -> int:
+def enqueue(store: Any, items: Iterable[Mapping[str, Any] | bytes], priorities: Iterable[int] | None = None) -> int:
     items = list(items)
     prios = [priority_for(item) for item in items] if priorities is None else list(priorities)
     return int(store.enqueue([encode(item) for item in items], prios))
@@ -189,7 +187,10 @@ def sentinel_popen(*args: str, env: Mapping[str, str], stderr_path: Path) -> sub
     """Start ``python -m sentinel ARGS`` in the background, stderr to a file the test reads while it runs."""
     with open(stderr_path, "ab") as err:
         return subprocess.Popen(
-            sentinel_argv(*args), env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            sentinel_argv(*args),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
             stderr=err,
         )
 

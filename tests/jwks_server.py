@@ -243,9 +243,7 @@ class JwksServer:
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         }
 
-    def claims(
-        self, *, audience: str | list[str] = "sentinel", ttl: int = 300, **extra: Any
-    ) -> dict[str, Any]:
+    def claims(self, *, audience: str | list[str] = "sentinel", ttl: int = 300, **extra: Any) -> dict[str, Any]:
         """Typical valid claims from this issuer; ``extra`` adds or overrides (``None`` removes)."""
         now = int(time.time())
         claims: dict[str, Any] = {

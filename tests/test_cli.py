@@ -34,6 +34,7 @@ def _queued(db: Path) -> list[bytes]:
 
 # -- configuration -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("variable", "value", "named"),
     [
@@ -54,9 +55,7 @@ def _queued(db: Path) -> list[bytes]:
         ("SENTINEL_BACKEND", "oracle", "ORACLE_CONNECT_STRING"),
     ],
 )
-def test_a_bad_setting_stops_start_up_with_one_line(
-    data_dir: Path, variable: str, value: str, named: str
-) -> None:
+def test_a_bad_setting_stops_start_up_with_one_line(data_dir: Path, variable: str, value: str, named: str) -> None:
     result = sentinel_cmd("migrate", env=base_env(data_dir, **{variable: value}))
     assert result.returncode == 2
     lines = result.stderr.decode().splitlines()
@@ -68,9 +67,7 @@ def test_a_bad_setting_stops_start_up_with_one_line(
 
 
 def test_pool_min_above_pool_max_is_refused(data_dir: Path) -> None:
-    result = sentinel_cmd(
-        "migrate", env=base_env(data_dir, POOL_MIN_CONNECTIONS="30", POOL_MAX_CONNECTIONS="10")
-    )
+    result = sentinel_cmd("migrate", env=base_env(data_dir, POOL_MIN_CONNECTIONS="30", POOL_MAX_CONNECTIONS="10"))
     assert result.returncode == 2
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1
@@ -94,6 +91,7 @@ def test_each_command_has_help(data_dir: Path, command: str) -> None:
 
 
 # -- migrate -------------------------------------------------------------------------------------------
+
 
 def test_migrate_twice_is_idempotent(data_dir: Path) -> None:
     env = base_env(data_dir)
@@ -130,6 +128,7 @@ def test_migrate_twice_is_idempotent(data_dir: Path) -> None:
 
 
 # -- emit ----------------------------------------------------------------------------------------------
+
 
 def _lines() -> list[bytes]:
     return [
@@ -196,10 +195,26 @@ def test_emitted_events_are_ingested(data_dir: Path, tmp_path: Path) -> None:
 
 # -- simulate ------------------------------------------------------------------------------------------
 
+
 def test_simulate_queues_realistic_traffic(data_dir: Path) -> None:
     env = base_env(data_dir)
-    result = sentinel_cmd("simulate", "-n", "6", "--seed", "3", "--tenant", "acme", "--tenant", "globex",
-                          "--failure-rate", "0", "--duplicate-rate", "0", "-q", env=env)
+    result = sentinel_cmd(
+        "simulate",
+        "-n",
+        "6",
+        "--seed",
+        "3",
+        "--tenant",
+        "acme",
+        "--tenant",
+        "globex",
+        "--failure-rate",
+        "0",
+        "--duplicate-rate",
+        "0",
+        "-q",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr.decode()
     queued = _queued(data_dir / "sentinel.db")
     assert f"sent {len(queued)} message(s) for 6 process(es)" in result.stderr.decode()
@@ -220,6 +235,7 @@ def test_simulate_queues_realistic_traffic(data_dir: Path) -> None:
 
 
 # -- dead-letters --------------------------------------------------------------------------------------
+
 
 def test_dead_letters_json(data_dir: Path, tmp_path: Path) -> None:
     bad = [b"not json at all", b"{}", encode(event(event_type="FINISHED"))]
@@ -277,6 +293,7 @@ def test_dead_letters_on_a_fresh_data_dir_answers_without_a_traceback(data_dir: 
 
 # -- token ---------------------------------------------------------------------------------------------
 
+
 def _claims(token: str) -> dict[str, Any]:
     header, payload, signature = token.split(".")
     assert signature
@@ -303,15 +320,28 @@ def test_token_carries_the_tenant_claim(data_dir: Path) -> None:
     assert len(keys) == 1
     assert stat.S_IMODE(keys[0].stat().st_mode) & 0o077 == 0
     private = serialization.load_pem_private_key(keys[0].read_bytes(), password=None)
-    verified = jwt.decode(lines[0], private.public_key(), algorithms=["ES256", "RS256"],  # type: ignore[arg-type]
-                          audience=claims["aud"], issuer=claims["iss"])
+    verified = jwt.decode(
+        lines[0],
+        private.public_key(),
+        algorithms=["ES256", "RS256"],  # type: ignore[arg-type]
+        audience=claims["aud"],
+        issuer=claims["iss"],
+    )
     assert verified["tenant_id"] == "t"
 
     # a second token comes from the same key
     again = sentinel_cmd("token", "--tenant", "other", "--role", "reader", env=base_env(data_dir))
     token = again.stdout.decode().strip()
-    assert jwt.decode(token, private.public_key(), algorithms=["ES256", "RS256"],  # type: ignore[arg-type]
-                      audience=claims["aud"], issuer=claims["iss"])["tenant_id"] == "other"
+    assert (
+        jwt.decode(
+            token,
+            private.public_key(),
+            algorithms=["ES256", "RS256"],  # type: ignore[arg-type]
+            audience=claims["aud"],
+            issuer=claims["iss"],
+        )["tenant_id"]
+        == "other"
+    )
     assert _claims(token)["roles"] == ["reader"]
 
 

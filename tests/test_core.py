@@ -53,7 +53,10 @@ def test_wire_field_positions_match_the_compiled_enum() -> None:
 
 def ev(**fields: object) -> bytes:
     base: dict[str, object] = {
-        "event_id": "e1", "event_type": "HEARTBEAT", "process_id": "p1", "tenant_id": "acme",
+        "event_id": "e1",
+        "event_type": "HEARTBEAT",
+        "process_id": "p1",
+        "tenant_id": "acme",
         "timestamp": "2026-11-26T10:00:00Z",
     }
     base.update(fields)
@@ -67,12 +70,24 @@ def us(text: str) -> int:
 
 # decoding ----------------------------------------------------------------------------------------
 
+
 def test_valid_log_event_is_normalised(impl: types.SimpleNamespace) -> None:
-    events, rejects = impl.decoder.decode_batch([ev(
-        event_type="LOG", level="WARN", message="disk 91%", details={"disk": "/u01"}, component="monitor",
-        trace_id="0AF7651916CD43DD8448EB211C80319C", span_id="b7ad6b7169203331", duration_us=12,
-        timestamp="2026-11-26T11:30:00.5+01:30", unknown_field=[1, 2],
-    )])
+    events, rejects = impl.decoder.decode_batch(
+        [
+            ev(
+                event_type="LOG",
+                level="WARN",
+                message="disk 91%",
+                details={"disk": "/u01"},
+                component="monitor",
+                trace_id="0AF7651916CD43DD8448EB211C80319C",
+                span_id="b7ad6b7169203331",
+                duration_us=12,
+                timestamp="2026-11-26T11:30:00.5+01:30",
+                unknown_field=[1, 2],
+            )
+        ]
+    )
     assert rejects == []
     (event,) = events
     assert event.event_type == "LOG"
@@ -92,8 +107,11 @@ def test_valid_log_event_is_normalised(impl: types.SimpleNamespace) -> None:
         (b"[1, 2]", "not_object", "event must be a JSON object"),
         (b'{"metadata":' + b"[" * 5000 + b"]" * 5000 + b"}", "invalid_json", "invalid JSON: nested too deeply"),
         (ev(event_id="e").replace(b'"e"', b'"e\xe9"'), "invalid_json", "invalid JSON: not UTF-8 (byte 0xe9)"),
-        (ev(event_type="LOG", level="INFO", message="m", details={"k": "v"}).replace(b'"v"', b'"\xff"'),
-         "invalid_json", "invalid JSON: not UTF-8 (byte 0xff)"),
+        (
+            ev(event_type="LOG", level="INFO", message="m", details={"k": "v"}).replace(b'"v"', b'"\xff"'),
+            "invalid_json",
+            "invalid JSON: not UTF-8 (byte 0xff)",
+        ),
         (b'"text"', "not_object", "event must be a JSON object"),
         (ev(event_id=...), "missing_field", "event_id: required"),
         (ev(event_id=""), "bad_field", "event_id: expected 1 to 64 characters, got 0"),
@@ -172,11 +190,24 @@ def test_rfc3339_timestamps(impl: types.SimpleNamespace, text: str, expected: in
 @pytest.mark.parametrize(
     "text",
     [
-        "2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-04-31T00:00:00Z",
-        "2026-11-26T24:00:00Z", "2026-11-26T10:60:00Z", "2026-11-26T10:00:61Z", "2026-11-26T10:00:00+24:00",
-        "2026-11-26T10:00:00.Z", "2026-11-26T10:00:00.1234567890Z", "2026-11-26T10:00:00+0100",
-        "2026-11-26T10:00:00Z ", " 2026-11-26T10:00:00Z", "2026-11-26T10:00:00ZZ", "1899-12-31T23:59:59Z",
-        "9999-12-31T23:59:59-01:00", "2026-11-26X10:00:00Z", "",
+        "2023-02-29T00:00:00Z",
+        "1900-02-29T00:00:00Z",
+        "2026-13-01T00:00:00Z",
+        "2026-04-31T00:00:00Z",
+        "2026-11-26T24:00:00Z",
+        "2026-11-26T10:60:00Z",
+        "2026-11-26T10:00:61Z",
+        "2026-11-26T10:00:00+24:00",
+        "2026-11-26T10:00:00.Z",
+        "2026-11-26T10:00:00.1234567890Z",
+        "2026-11-26T10:00:00+0100",
+        "2026-11-26T10:00:00Z ",
+        " 2026-11-26T10:00:00Z",
+        "2026-11-26T10:00:00ZZ",
+        "1899-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-01:00",
+        "2026-11-26X10:00:00Z",
+        "",
         "\uff12\uff10\uff12\uff16-11-26T10:00:00Z",  # full-width digits are not RFC 3339 digits
     ],
 )
@@ -187,6 +218,7 @@ def test_rfc3339_rejects(impl: types.SimpleNamespace, text: str) -> None:
 
 
 # the HTTP body path ---------------------------------------------------------------------------------
+
 
 def test_prepare_http_fills_the_tenant_and_orders_by_priority(impl: types.SimpleNamespace) -> None:
     body = b"[" + ev(tenant_id=..., event_type="ERROR", error_code="E1") + b"," + ev(event_id="e2") + b"]"
@@ -203,7 +235,10 @@ def test_prepare_http_names_every_bad_index(impl: types.SimpleNamespace) -> None
     payloads, _, errors = impl.decoder.prepare_http(body, "acme", 100)
     assert len(payloads) == 1
     assert [(i, code) for i, code, _ in errors] == [
-        (1, "not_object"), (2, "bad_field"), (3, "foreign_tenant"), (4, "not_object"),
+        (1, "not_object"),
+        (2, "bad_field"),
+        (3, "foreign_tenant"),
+        (4, "not_object"),
     ]
 
 
@@ -219,6 +254,7 @@ def test_prepare_http_single_object_and_limits(impl: types.SimpleNamespace) -> N
 
 # batching: SPEC section 3 inside one batch -------------------------------------------------------------
 
+
 def build(impl: types.SimpleNamespace, payloads: list[bytes], seen: set[tuple[str, str]] | None = None) -> dict:
     events, rejects = impl.decoder.decode_batch(payloads)
     assert rejects == []
@@ -233,11 +269,16 @@ def build(impl: types.SimpleNamespace, payloads: list[bytes], seen: set[tuple[st
 
 
 def test_terminal_status_survives_later_arrivals(impl: types.SimpleNamespace) -> None:
-    out = build(impl, [
-        ev(event_id="1", event_type="ERROR", timestamp="2026-11-26T10:00:05Z", error_code="E", error_message="boom"),
-        ev(event_id="2", event_type="PROGRESS", timestamp="2026-11-26T10:00:03Z", step="load", percent=40),
-        ev(event_id="3", event_type="HEARTBEAT", timestamp="2026-11-26T10:00:09Z"),
-    ])
+    out = build(
+        impl,
+        [
+            ev(
+                event_id="1", event_type="ERROR", timestamp="2026-11-26T10:00:05Z", error_code="E", error_message="boom"
+            ),
+            ev(event_id="2", event_type="PROGRESS", timestamp="2026-11-26T10:00:03Z", step="load", percent=40),
+            ev(event_id="3", event_type="HEARTBEAT", timestamp="2026-11-26T10:00:09Z"),
+        ],
+    )
     status = out["status"]["p1"]
     assert status["terminal_status"] == "FAILED"
     assert status["ended_at"] == us("2026-11-26T10:00:05Z")
@@ -261,21 +302,32 @@ def test_later_terminal_event_wins_in_any_order(impl: types.SimpleNamespace, ord
 
 def test_equal_terminal_timestamps_break_ties_by_rank(impl: types.SimpleNamespace) -> None:
     same = "2026-11-26T10:00:01Z"
-    status = build(impl, [
-        ev(event_id="e", event_type="ERROR", timestamp=same),
-        ev(event_id="c", event_type="COMPLETED", timestamp=same),
-    ])["status"]["p1"]
+    status = build(
+        impl,
+        [
+            ev(event_id="e", event_type="ERROR", timestamp=same),
+            ev(event_id="c", event_type="COMPLETED", timestamp=same),
+        ],
+    )["status"]["p1"]
     assert status["terminal_status"] == "FAILED"
 
 
 def test_progress_and_start_follow_timestamps_not_arrival(impl: types.SimpleNamespace) -> None:
-    status = build(impl, [
-        ev(event_id="2", event_type="PROGRESS", timestamp="2026-11-26T10:00:20Z", step="load", percent=60),
-        ev(event_id="1", event_type="PROGRESS", timestamp="2026-11-26T10:00:10Z", step="extract", percent=20),
-        ev(event_id="3", event_type="PROGRESS", timestamp="2026-11-26T10:00:30Z", percent=80),
-        ev(event_id="0", event_type="STARTED", timestamp="2026-11-26T10:00:00Z", process_name="nightly",
-           metadata={"a": 1}),
-    ])["status"]["p1"]
+    status = build(
+        impl,
+        [
+            ev(event_id="2", event_type="PROGRESS", timestamp="2026-11-26T10:00:20Z", step="load", percent=60),
+            ev(event_id="1", event_type="PROGRESS", timestamp="2026-11-26T10:00:10Z", step="extract", percent=20),
+            ev(event_id="3", event_type="PROGRESS", timestamp="2026-11-26T10:00:30Z", percent=80),
+            ev(
+                event_id="0",
+                event_type="STARTED",
+                timestamp="2026-11-26T10:00:00Z",
+                process_name="nightly",
+                metadata={"a": 1},
+            ),
+        ],
+    )["status"]["p1"]
     assert (status["current_step"], status["progress_percent"]) == ("load", 80.0)
     assert status["percent_at"] == us("2026-11-26T10:00:30Z")
     assert status["step_at"] == us("2026-11-26T10:00:20Z")
@@ -286,12 +338,16 @@ def test_progress_and_start_follow_timestamps_not_arrival(impl: types.SimpleName
 
 
 def test_duplicates_and_seen_keys_change_nothing(impl: types.SimpleNamespace) -> None:
-    out = build(impl, [
-        ev(event_id="a", event_type="LOG", level="INFO", message="one"),
-        ev(event_id="a", event_type="LOG", level="INFO", message="one again"),
-        ev(event_id="b", event_type="LOG", level="INFO", message="two"),
-        ev(event_id="a", tenant_id="other", event_type="LOG", level="INFO", message="other tenant"),
-    ], seen={("acme", "b")})
+    out = build(
+        impl,
+        [
+            ev(event_id="a", event_type="LOG", level="INFO", message="one"),
+            ev(event_id="a", event_type="LOG", level="INFO", message="one again"),
+            ev(event_id="b", event_type="LOG", level="INFO", message="two"),
+            ev(event_id="a", tenant_id="other", event_type="LOG", level="INFO", message="other tenant"),
+        ],
+        seen={("acme", "b")},
+    )
     assert [row[5] for row in out["logs"]] == ["one", "other tenant"]
     assert out["duplicates"] == 2
     assert [row[:2] for row in out["dedupe"]] == [["acme", "a"], ["other", "a"]]
@@ -300,9 +356,9 @@ def test_duplicates_and_seen_keys_change_nothing(impl: types.SimpleNamespace) ->
 
 
 def test_one_status_row_per_tenant_and_process(impl: types.SimpleNamespace) -> None:
-    events, _ = impl.decoder.decode_batch([
-        ev(event_id=str(i), process_id=f"p{i % 3}", tenant_id=f"t{i % 2}") for i in range(12)
-    ])
+    events, _ = impl.decoder.decode_batch(
+        [ev(event_id=str(i), process_id=f"p{i % 3}", tenant_id=f"t{i % 2}") for i in range(12)]
+    )
     batch = impl.batch.BatchBuilder().build(events, set(), 1)
     keys = [(row[0], row[1]) for row in batch.status_rows]
     assert len(keys) == len(set(keys)) == 6
@@ -311,17 +367,17 @@ def test_one_status_row_per_tenant_and_process(impl: types.SimpleNamespace) -> N
 
 def test_arena_rows_are_reused_and_trimmed_to_the_high_water_mark(impl: types.SimpleNamespace) -> None:
     builder = impl.batch.BatchBuilder(retain=8)
-    small, _ = impl.decoder.decode_batch([
-        ev(event_id=str(i), event_type="LOG", level="INFO", message="m") for i in range(4)
-    ])
+    small, _ = impl.decoder.decode_batch(
+        [ev(event_id=str(i), event_type="LOG", level="INFO", message="m") for i in range(4)]
+    )
     first = builder.build(small, set(), 1).log_rows
     first_ids = [id(row) for row in first]
     again = builder.build(small, set(), 2).log_rows
     assert [id(row) for row in again] == first_ids, "rows must be reused, not reallocated"
     assert all(row[12] == 2 for row in again)
-    big, _ = impl.decoder.decode_batch([
-        ev(event_id=str(i), process_id=f"p{i}", event_type="LOG", level="INFO", message="m") for i in range(50)
-    ])
+    big, _ = impl.decoder.decode_batch(
+        [ev(event_id=str(i), process_id=f"p{i}", event_type="LOG", level="INFO", message="m") for i in range(50)]
+    )
     assert len(builder.build(big, set(), 3).log_rows) == 50
     assert builder.arena_sizes()[0] == 50
     builder.build(small, set(), 4)
@@ -337,6 +393,7 @@ def test_row_arena_contract(impl: types.SimpleNamespace) -> None:
 
 
 # the ring ---------------------------------------------------------------------------------------------
+
 
 def test_ring_is_a_bounded_fifo(impl: types.SimpleNamespace) -> None:
     ring = impl.ring.Ring(3)
@@ -376,13 +433,18 @@ def test_ring_releases_references(impl: types.SimpleNamespace) -> None:
 
 # compiled == twin ------------------------------------------------------------------------------------
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 200), st.floats(allow_nan=False),
-                         st.text(max_size=12))
-json_values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=6)
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-10, 200), st.floats(allow_nan=False), st.text(max_size=12)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=6,
+)
 timestamps = st.one_of(
-    st.datetimes(min_value=datetime(1890, 1, 1), max_value=datetime(9999, 12, 30),
-                 timezones=st.sampled_from([UTC, None])).map(lambda d: d.isoformat()),
+    st.datetimes(
+        min_value=datetime(1890, 1, 1), max_value=datetime(9999, 12, 30), timezones=st.sampled_from([UTC, None])
+    ).map(lambda d: d.isoformat()),
     st.from_regex(
         r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{0,10})?([Zz]|[+-][0-9]{2}:[0-9]{2})?",
         fullmatch=True,
@@ -398,11 +460,26 @@ events = st.fixed_dictionaries(
         "timestamp": timestamps,
     },
     optional={
-        name: json_values for name in (
-            "process_name", "metadata", "step", "percent", "message", "details", "component", "trace_id",
-            "span_id", "duration_us", "result", "error_code", "error_message", "stack_trace", "reason",
+        name: json_values
+        for name in (
+            "process_name",
+            "metadata",
+            "step",
+            "percent",
+            "message",
+            "details",
+            "component",
+            "trace_id",
+            "span_id",
+            "duration_us",
+            "result",
+            "error_code",
+            "error_message",
+            "stack_trace",
+            "reason",
         )
-    } | {"level": st.one_of(st.sampled_from(_shared.LEVELS), json_scalars)},
+    }
+    | {"level": st.one_of(st.sampled_from(_shared.LEVELS), json_scalars)},
 )
 
 
@@ -412,11 +489,17 @@ def both(payloads: list[bytes]) -> tuple[tuple, tuple]:
         impl = IMPLEMENTATIONS[name]
         decoded, rejects = impl.decoder.decode_batch(payloads)
         batch = impl.batch.BatchBuilder().build(decoded, {("acme", "seen")}, 7)
-        results.append((
-            [e.as_tuple() for e in decoded], rejects, [list(r) for r in batch.log_rows],
-            [list(r) for r in batch.status_rows], [list(r) for r in batch.dedupe_rows], batch.counts,
-            batch.duplicates,
-        ))
+        results.append(
+            (
+                [e.as_tuple() for e in decoded],
+                rejects,
+                [list(r) for r in batch.log_rows],
+                [list(r) for r in batch.status_rows],
+                [list(r) for r in batch.dedupe_rows],
+                batch.counts,
+                batch.duplicates,
+            )
+        )
     return results[0], results[1]
 
 

@@ -39,6 +39,7 @@ VALID_TYPES = frozenset(EVENT_TYPES)
 
 # -- invalid messages ----------------------------------------------------------------------------------
 
+
 def _missing(field: str) -> bytes:
     body = event()
     del body[field]
@@ -61,8 +62,7 @@ INVALID: list[tuple[str, bytes, str, str]] = [
     ("no-tenant_id", _missing("tenant_id"), "missing_field", "tenant_id: required"),
     ("no-timestamp", _missing("timestamp"), "missing_field", "timestamp: required"),
     ("log-without-level", encode(event(event_type="LOG", level=None)), "missing_field", "level: required"),
-    ("log-without-message", encode(event(event_type="LOG", message=None)), "missing_field",
-     "message: required"),
+    ("log-without-message", encode(event(event_type="LOG", message=None)), "missing_field", "message: required"),
     ("timestamp-words", encode(event(timestamp="yesterday")), "bad_timestamp", "timestamp:"),
     ("timestamp-no-offset", encode(event(timestamp="2024-05-01T10:00:00")), "bad_timestamp", "timestamp:"),
     ("timestamp-feb-30", encode(event(timestamp="2024-02-30T10:00:00Z")), "bad_timestamp", "timestamp:"),
@@ -89,8 +89,12 @@ INVALID: list[tuple[str, bytes, str, str]] = [
     ("trace_id-not-hex", encode(event(event_type="LOG", trace_id="z" * 32)), "bad_field", "trace_id:"),
     ("span_id-short", encode(event(event_type="LOG", span_id="abc")), "bad_field", "span_id:"),
     ("duration-negative", encode(event(event_type="LOG", duration_us=-1)), "bad_field", "duration_us:"),
-    ("error_message-too-long", encode(event(event_type="ERROR", error_message="e" * 4001)), "bad_field",
-     "error_message:"),
+    (
+        "error_message-too-long",
+        encode(event(event_type="ERROR", error_message="e" * 4001)),
+        "bad_field",
+        "error_message:",
+    ),
 ]
 
 
@@ -167,12 +171,20 @@ def test_many_invalid_messages_among_valid_ones(store: Any, ingest: Any, setting
 
 def test_unknown_fields_are_ignored(store: Any, ingest: Any) -> None:
     """SPEC section 2: unknown fields are ignored (they do not make the event invalid)."""
-    ingest([
-        event(event_type="STARTED", process_name="job", color="blue", nested={"deep": [1, {"x": None}]},
-              priority=9, percent="not for STARTED"),
-        event(event_type="HEARTBEAT", offset=1, level="NOT-A-LEVEL", result=[1, 2], unknown_flag=True),
-        event(event_type="LOG", offset=2, message="hello", extra_field={"a": 1}),
-    ])
+    ingest(
+        [
+            event(
+                event_type="STARTED",
+                process_name="job",
+                color="blue",
+                nested={"deep": [1, {"x": None}]},
+                priority=9,
+                percent="not for STARTED",
+            ),
+            event(event_type="HEARTBEAT", offset=1, level="NOT-A-LEVEL", result=[1, 2], unknown_flag=True),
+            event(event_type="LOG", offset=2, message="hello", extra_field={"a": 1}),
+        ]
+    )
     assert store.dead_letters(0, 100) == []
     doc = store.get_status("acme", "proc-1")
     assert doc is not None
@@ -181,11 +193,13 @@ def test_unknown_fields_are_ignored(store: Any, ingest: Any) -> None:
 
 
 def test_timestamps_with_offsets_are_stored_in_utc(store: Any, ingest: Any) -> None:
-    ingest([
-        event(event_type="STARTED", timestamp="2024-05-01T12:00:00+02:00"),
-        event(event_type="PROGRESS", percent=50, timestamp="2024-05-01T05:30:00.250-04:30"),
-        event(event_type="LOG", message="z", timestamp="2024-05-01t10:00:05.123456000z"),
-    ])
+    ingest(
+        [
+            event(event_type="STARTED", timestamp="2024-05-01T12:00:00+02:00"),
+            event(event_type="PROGRESS", percent=50, timestamp="2024-05-01T05:30:00.250-04:30"),
+            event(event_type="LOG", message="z", timestamp="2024-05-01t10:00:05.123456000z"),
+        ]
+    )
     doc = store.get_status("acme", "proc-1")
     assert doc is not None
     assert doc.started_at == datetime.fromisoformat("2024-05-01T10:00:00+00:00")
@@ -197,6 +211,7 @@ def test_timestamps_with_offsets_are_stored_in_utc(store: Any, ingest: Any) -> N
 
 
 # -- duplicates ----------------------------------------------------------------------------------------
+
 
 def test_duplicates_within_and_across_batches(store: Any, ingest: Any, settings: Settings) -> None:
     events = [
@@ -238,6 +253,7 @@ def test_a_repeated_event_id_with_other_content_is_ignored(store: Any, ingest: A
 
 
 # -- the ingest process --------------------------------------------------------------------------------
+
 
 def _is_valid(line: bytes) -> dict[str, Any] | None:
     """Independent judgement of a simulator line: the simulator breaks messages by truncating them,
@@ -300,8 +316,20 @@ def _dropped_to(proc: subprocess.Popen[bytes], db: Path, threshold: int) -> bool
 @pytest.mark.slow
 def test_crash_with_sigkill_loses_and_duplicates_nothing(data_dir: Path, procs: list[Any]) -> None:
     env = base_env(data_dir)
-    sim = sentinel_cmd("simulate", "-n", "1500", "--seed", "7", "--duplicate-rate", "0.02",
-                       "--invalid-rate", "0.01", "-q", "--stdout", env=env)
+    sim = sentinel_cmd(
+        "simulate",
+        "-n",
+        "1500",
+        "--seed",
+        "7",
+        "--duplicate-rate",
+        "0.02",
+        "--invalid-rate",
+        "0.01",
+        "-q",
+        "--stdout",
+        env=env,
+    )
     assert sim.returncode == 0, sim.stderr.decode()
     lines = [line for line in sim.stdout.split(b"\n") if line]
     stream = data_dir.parent / "stream.jsonl"
@@ -352,8 +380,10 @@ def test_crash_with_sigkill_loses_and_duplicates_nothing(data_dir: Path, procs: 
         log_rows = conn.execute("SELECT tenant_id, event_id FROM logs").fetchall()
         assert len(log_rows) == len(set(log_rows)), "a log row was written twice"
         assert set(log_rows) == log_ids
-        counts = {(t, p): (e, n) for t, p, e, n in
-                  conn.execute("SELECT tenant_id, process_id, event_count, log_count FROM processes")}
+        counts = {
+            (t, p): (e, n)
+            for t, p, e, n in conn.execute("SELECT tenant_id, process_id, event_count, log_count FROM processes")
+        }
         assert counts == {key: (per_process[key], logs_per_process[key]) for key in per_process}
         letters = Counter(bytes(row[0]) for row in conn.execute("SELECT payload FROM dead_letters"))
         assert letters == invalid
@@ -363,8 +393,12 @@ def test_crash_with_sigkill_loses_and_duplicates_nothing(data_dir: Path, procs: 
 
 def _unique_stream(count: int) -> list[dict[str, Any]]:
     return [
-        event(event_type="LOG" if index % 4 == 0 else "HEARTBEAT", offset=index / 1000,
-              process_id=f"p{index % 97}", message=f"line {index}")
+        event(
+            event_type="LOG" if index % 4 == 0 else "HEARTBEAT",
+            offset=index / 1000,
+            process_id=f"p{index % 97}",
+            message=f"line {index}",
+        )
         for index in range(count)
     ]
 
@@ -425,8 +459,11 @@ def test_second_consumer_waits_as_standby_and_takes_over(data_dir: Path, procs: 
         assert first.poll() is None, _stderr(data_dir, "first")
 
         second = _start_ingest(data_dir, procs, "second")
-        wait_for(lambda: second.poll() is not None or "standby" in _stderr(data_dir, "second"), 30,
-                 "the second consumer to report it is a standby")
+        wait_for(
+            lambda: second.poll() is not None or "standby" in _stderr(data_dir, "second"),
+            30,
+            "the second consumer to report it is a standby",
+        )
         assert second.poll() is None, _stderr(data_dir, "second")
 
         # Freeze the first consumer (outside a write transaction): nobody may consume now.
@@ -463,8 +500,11 @@ def test_second_consumer_waits_as_standby_and_takes_over(data_dir: Path, procs: 
 
         # A standby stopped while it waits exits cleanly, and the active consumer is not disturbed.
         third = _start_ingest(data_dir, procs, "third")
-        wait_for(lambda: third.poll() is not None or "standby" in _stderr(data_dir, "third"), 30,
-                 "the third consumer to report it is a standby")
+        wait_for(
+            lambda: third.poll() is not None or "standby" in _stderr(data_dir, "third"),
+            30,
+            "the third consumer to report it is a standby",
+        )
         assert _stop(third) == 0, _stderr(data_dir, "third")
         store.enqueue([encode(event(process_id="after-takeover", offset=10))], [5])
         wait_for(lambda: queue_depth(db) == 0, 30, "the second consumer to go on")
@@ -483,9 +523,11 @@ def test_stall_detection_end_to_end(data_dir: Path, procs: list[Any]) -> None:
     try:
         proc = _start_ingest(data_dir, procs, "ingest", SENTINEL_HEARTBEAT_TIMEOUT_SEC="1")
         store.enqueue(
-            [encode(event(event_type="STARTED", process_id="quiet")),
-             encode(event(event_type="STARTED", process_id="done")),
-             encode(event(event_type="COMPLETED", offset=1, process_id="done"))],
+            [
+                encode(event(event_type="STARTED", process_id="quiet")),
+                encode(event(event_type="STARTED", process_id="done")),
+                encode(event(event_type="COMPLETED", offset=1, process_id="done")),
+            ],
             [5, 5, 5],
         )
 
@@ -522,10 +564,12 @@ def test_poison_message_does_not_stop_sentinel_ingest(data_dir: Path, procs: lis
     try:
         proc = _start_ingest(data_dir, procs, "ingest")
         store.enqueue(
-            [encode(event(process_id="before")),
-             b'{"event_id":"latin1","event_type":"LOG","level":"INFO","message":"caf\xe9","process_id":"p",'
-             b'"tenant_id":"acme","timestamp":"2024-05-01T10:00:00Z"}',
-             encode(event(process_id="after"))],
+            [
+                encode(event(process_id="before")),
+                b'{"event_id":"latin1","event_type":"LOG","level":"INFO","message":"caf\xe9","process_id":"p",'
+                b'"tenant_id":"acme","timestamp":"2024-05-01T10:00:00Z"}',
+                encode(event(process_id="after")),
+            ],
             [5, 5, 5],
         )
         wait_for(lambda: proc.poll() is not None or queue_depth(db) == 0, 30, "the queue to drain")
@@ -542,4 +586,3 @@ def test_ingest_refuses_a_bad_setting(data_dir: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.decode().count("\n") == 1
     assert "SENTINEL_BATCH_SIZE" in result.stderr.decode()
-

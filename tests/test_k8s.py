@@ -205,9 +205,7 @@ def test_document_matches_kubernetes_schema(entry: tuple[str, dict[str, Any]]) -
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
     except kubernetes_validate.ValidationError as err:
         location = ".".join(str(part) for part in err.path) or "<root>"
-        pytest.fail(
-            f"{_doc_id(entry)}: invalid for Kubernetes {KUBERNETES_VERSION}: {location}: {err.message}"
-        )
+        pytest.fail(f"{_doc_id(entry)}: invalid for Kubernetes {KUBERNETES_VERSION}: {location}: {err.message}")
     except kubernetes_validate.SchemaNotFoundError as err:
         pytest.fail(f"{filename}: {err.message}")
 
@@ -386,9 +384,7 @@ def test_pods_are_spread(pod_spec: dict[str, Any], deployment: dict[str, Any]) -
         term["podAffinityTerm"]["labelSelector"]
         for term in anti.get("preferredDuringSchedulingIgnoredDuringExecution", [])
     ]
-    selectors += [
-        term["labelSelector"] for term in anti.get("requiredDuringSchedulingIgnoredDuringExecution", [])
-    ]
+    selectors += [term["labelSelector"] for term in anti.get("requiredDuringSchedulingIgnoredDuringExecution", [])]
     assert selectors, "use topology spread constraints or pod anti-affinity"
     for selector in selectors:
         assert _matches(selector, labels), selector
@@ -485,9 +481,7 @@ def test_pdb_covers_the_pods(deployment: dict[str, Any]) -> None:
     if "maxUnavailable" in spec:
         assert spec["maxUnavailable"] == 1
     else:
-        assert spec["minAvailable"] < deployment["spec"]["replicas"], (
-            "a minAvailable equal to replicas blocks drains"
-        )
+        assert spec["minAvailable"] < deployment["spec"]["replicas"], "a minAvailable equal to replicas blocks drains"
 
 
 def test_hpa_targets_the_deployment(deployment: dict[str, Any]) -> None:
@@ -576,9 +570,7 @@ def test_dashboard_queries_known_metrics(dashboard: dict[str, Any]) -> None:
         matchers = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)\s*\"", expr)
         referenced = {label.strip() for group in grouping for label in group.split(",") if label.strip()}
         referenced |= set(matchers)
-        assert referenced <= labels, (
-            f"{title}: labels {sorted(referenced - labels)} do not exist on {sorted(bases)}"
-        )
+        assert referenced <= labels, f"{title}: labels {sorted(referenced - labels)} do not exist on {sorted(bases)}"
     required = set(METRICS) - {"sentinel_build_info"}
     assert required <= used, f"metrics without a panel: {sorted(required - used)}"
 

@@ -48,6 +48,7 @@ STALE_FILE = "counter_999999999.db"
 
 # -- reading metrics --------------------------------------------------------------------------------
 
+
 @dataclass
 class Scrape:
     """One parsed ``/metrics`` answer."""
@@ -104,6 +105,7 @@ def per_process_http_counts(metrics_dir: Path, scratch: Path) -> dict[int, Count
 
 # -- the server and a recording client ----------------------------------------------------------------
 
+
 @dataclass
 class Sent:
     """What the module sent: ``(route template, method, status)`` -> count, for the routes it uses."""
@@ -145,8 +147,13 @@ class Env:
     def sentinel(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
         """``python -m sentinel ARGS`` against the server's data directory (run outside the source tree)."""
         return subprocess.run(
-            [sys.executable, "-m", "sentinel", *args], env=self.api.env, cwd=self.root, input=stdin,
-            capture_output=True, timeout=60, check=False,
+            [sys.executable, "-m", "sentinel", *args],
+            env=self.api.env,
+            cwd=self.root,
+            input=stdin,
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
 
 
@@ -163,8 +170,9 @@ def stale_metrics_dir(root: Path) -> Path:
         f"c.labels({STALE_ROUTE!r}, 'GET', '200').inc(7)\n"
         "print(os.getpid())\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=60, check=True
+    )
     written = directory / f"counter_{done.stdout.strip()}.db"
     assert written.exists(), sorted(os.listdir(directory))
     written.rename(directory / STALE_FILE)
@@ -202,12 +210,13 @@ def env(idp: JwksServer, keys: list[SigningKey], tmp_path_factory: pytest.TempPa
 
 # -- the traffic --------------------------------------------------------------------------------------
 
+
 @dataclass
 class Traffic:
     before: Scrape
-    posted: Counter[str]          # valid events stored, by event type
-    accepted_messages: int        # queue messages those events made
-    rejected: Counter[str]        # 422'd items, by reason code
+    posted: Counter[str]  # valid events stored, by event type
+    accepted_messages: int  # queue messages those events made
+    rejected: Counter[str]  # 422'd items, by reason code
     expected_status: Counter[str]  # processes by status after ingest
     running_id: str
     missing_id: str
@@ -251,10 +260,16 @@ def traffic(env: Env) -> Traffic:
     def visible(process_id: str) -> bool:
         return env.request("GET", f"/status/{process_id}").status_code == 200
 
-    wait_for(lambda: visible(running) and all(visible(p) for p in (done, failed, cancelled)), BOUND,
-               "the posted processes in /status")
-    wait_for(lambda: env.request("GET", f"/status/{running}").json()["log_count"] == 3, BOUND,
-               "all three LOG events of the running process")
+    wait_for(
+        lambda: visible(running) and all(visible(p) for p in (done, failed, cancelled)),
+        BOUND,
+        "the posted processes in /status",
+    )
+    wait_for(
+        lambda: env.request("GET", f"/status/{running}").json()["log_count"] == 3,
+        BOUND,
+        "all three LOG events of the running process",
+    )
     missing = unique("missing")
     assert env.request("GET", f"/status/{missing}").status_code == 404
     assert env.request("GET", f"/status/{never}").status_code == 404  # the 422'd request queued nothing
@@ -276,6 +291,7 @@ def traffic(env: Env) -> Traffic:
 
 def wait_for_scrape(env: Env, check: Callable[[Scrape], bool], what: str) -> Scrape:
     """Scrape until ``check`` holds (bounded); returns the scrape that satisfied it."""
+
     def attempt() -> Scrape | None:
         scrape = env.scrape()
         return scrape if check(scrape) else None
@@ -284,6 +300,7 @@ def wait_for_scrape(env: Env, check: Callable[[Scrape], bool], what: str) -> Scr
 
 
 # -- the multiprocess directory ----------------------------------------------------------------------
+
 
 def test_stale_multiprocess_files_are_removed_at_start(env: Env) -> None:
     assert not (env.metrics_dir / STALE_FILE).exists(), sorted(os.listdir(env.metrics_dir))
@@ -295,6 +312,7 @@ def test_stale_multiprocess_files_are_removed_at_start(env: Env) -> None:
 
 
 # -- HTTP ---------------------------------------------------------------------------------------------
+
 
 def route_of(label: str) -> str:
     return STATUS_ROUTE if label in STATUS_TEMPLATES else label
@@ -365,23 +383,32 @@ def test_http_duration_histogram_per_route(env: Env, traffic: Traffic) -> None:
         return counts
 
     scrape = wait_for_scrape(
-        env, lambda s: all(observed(s)[key] >= n for key, n in sent_by_route.items()),
+        env,
+        lambda s: all(observed(s)[key] >= n for key, n in sent_by_route.items()),
         "the duration histogram to count the requests sent",
     )
     family = scrape.families.get("sentinel_http_request_duration_seconds")
     assert family is not None, sorted(scrape.families)
     assert family.type == "histogram"
-    [status_template] = {labels["route"] for labels, _ in scrape.values("sentinel_http_request_duration_seconds_count")
-                         if labels["route"] in STATUS_TEMPLATES}
+    [status_template] = {
+        labels["route"]
+        for labels, _ in scrape.values("sentinel_http_request_duration_seconds_count")
+        if labels["route"] in STATUS_TEMPLATES
+    }
     for (name, method), n in sent_by_route.items():
         route = status_template if name == STATUS_ROUTE else name
         count = scrape.one("sentinel_http_request_duration_seconds_count", route=route, method=method)
         assert count == n, (route, method, count, n)
-        assert scrape.one("sentinel_http_request_duration_seconds_bucket", route=route, method=method,
-                          le="+Inf") == count
+        assert (
+            scrape.one("sentinel_http_request_duration_seconds_bucket", route=route, method=method, le="+Inf") == count
+        )
         assert scrape.one("sentinel_http_request_duration_seconds_sum", route=route, method=method) > 0
-        buckets = [value for labels, value in
-                   scrape.values("sentinel_http_request_duration_seconds_bucket", route=route, method=method)]
+        buckets = [
+            value
+            for labels, value in scrape.values(
+                "sentinel_http_request_duration_seconds_bucket", route=route, method=method
+            )
+        ]
         assert len(buckets) > 2, buckets
         assert buckets == sorted(buckets), buckets  # cumulative
     for labels, _ in scrape.values("sentinel_http_request_duration_seconds_count"):
@@ -390,6 +417,7 @@ def test_http_duration_histogram_per_route(env: Env, traffic: Traffic) -> None:
 
 
 # -- ingest -------------------------------------------------------------------------------------------
+
 
 def test_events_ingested_by_type_move_by_exactly_what_was_posted(env: Env, traffic: Traffic) -> None:
     def delta(scrape: Scrape) -> Counter[str]:
@@ -400,11 +428,13 @@ def test_events_ingested_by_type_move_by_exactly_what_was_posted(env: Env, traff
                 moved[labels["event_type"]] += int(change)
         return moved
 
-    scrape = wait_for_scrape(env, lambda s: delta(s) == traffic.posted,
-                             f"sentinel_events_ingested_total to move by {dict(traffic.posted)}")
+    scrape = wait_for_scrape(
+        env, lambda s: delta(s) == traffic.posted, f"sentinel_events_ingested_total to move by {dict(traffic.posted)}"
+    )
     assert delta(scrape) == traffic.posted
     accepted = scrape.total("sentinel_http_events_accepted_total") - traffic.before.total(
-        "sentinel_http_events_accepted_total")
+        "sentinel_http_events_accepted_total"
+    )
     assert accepted == traffic.accepted_messages
 
 
@@ -413,7 +443,8 @@ def test_events_rejected_by_reason_for_the_refused_items(env: Env, traffic: Traf
     assert traffic.rejected, "the 422 named no reasons"
     for reason, n in traffic.rejected.items():
         moved = scrape.total("sentinel_events_rejected_total", reason=reason) - traffic.before.total(
-            "sentinel_events_rejected_total", reason=reason)
+            "sentinel_events_rejected_total", reason=reason
+        )
         assert moved == n, (reason, moved, n, scrape.values("sentinel_events_rejected_total"))
 
 
@@ -438,7 +469,8 @@ def test_queue_gauges_and_process_counts(env: Env, traffic: Traffic) -> None:
 
 def test_batch_histograms_count_batches(env: Env, traffic: Traffic) -> None:
     scrape = wait_for_scrape(
-        env, lambda s: s.total("sentinel_ingest_batch_size_sum") >= traffic.accepted_messages,
+        env,
+        lambda s: s.total("sentinel_ingest_batch_size_sum") >= traffic.accepted_messages,
         "the batch size histogram to hold the posted messages",
     )
     for name in ("sentinel_ingest_batch_size", "sentinel_ingest_batch_duration_seconds"):
@@ -451,6 +483,7 @@ def test_batch_histograms_count_batches(env: Env, traffic: Traffic) -> None:
 
 
 # -- process-wide gauges --------------------------------------------------------------------------------
+
 
 def test_build_info(env: Env) -> None:
     scrape = env.scrape()
@@ -481,12 +514,20 @@ def test_jwks_fetches_counted_after_a_verified_token(env: Env, traffic: Traffic)
 
 # -- dead letters ---------------------------------------------------------------------------------------
 
+
 def test_dead_letters_counted_after_emit_of_broken_lines(env: Env, traffic: Traffic) -> None:
     before = env.scrape()
     broken = [
         b"this is not json {",
-        json.dumps({"event_id": unique("dl"), "event_type": "EXPLODED", "process_id": "p",
-                    "tenant_id": TENANT, "timestamp": "2025-01-01T00:00:00Z"}).encode(),
+        json.dumps(
+            {
+                "event_id": unique("dl"),
+                "event_type": "EXPLODED",
+                "process_id": "p",
+                "tenant_id": TENANT,
+                "timestamp": "2025-01-01T00:00:00Z",
+            }
+        ).encode(),
     ]
     done = env.sentinel("emit", stdin=b"\n".join(broken) + b"\n")
     assert done.returncode == 0, done.stderr.decode()
@@ -503,11 +544,13 @@ def test_dead_letters_counted_after_emit_of_broken_lines(env: Env, traffic: Traf
     assert sum(codes.values()) == len(broken), codes
     for code, n in codes.items():
         change = scrape.total("sentinel_events_rejected_total", reason=code) - before.total(
-            "sentinel_events_rejected_total", reason=code)
+            "sentinel_events_rejected_total", reason=code
+        )
         assert change == n, (code, change, scrape.values("sentinel_events_rejected_total"))
 
 
 # -- a multiprocess directory that does not exist yet ---------------------------------------------------
+
 
 def test_serve_creates_a_missing_multiprocess_dir(tmp_path: Path) -> None:
     """``sentinel serve`` prepares ``PROMETHEUS_MULTIPROC_DIR`` itself (emptied, or created with its parents:

@@ -50,6 +50,7 @@ NOW = 1_750_000_000_000_000
 
 # -- the double ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class Call:
     kind: str  # execute, executemany, callproc, setinputsizes, commit, rollback, ...
@@ -150,9 +151,7 @@ class Driver:
         cur.fetchall.side_effect = take_all
         cur.__iter__.side_effect = lambda: iter(take_all())
         cur.getbatcherrors.side_effect = lambda: list(errors)
-        cur.setinputsizes.side_effect = lambda *a, **k: self.log.append(
-            Call("setinputsizes", None, a, k, conn)
-        )
+        cur.setinputsizes.side_effect = lambda *a, **k: self.log.append(Call("setinputsizes", None, a, k, conn))
         cur.callproc.side_effect = lambda name, parameters=None, *a, **k: self.log.append(
             Call("callproc", name, parameters, k, conn)
         )
@@ -217,10 +216,17 @@ def store(driver: Driver, tmp_path: Path) -> OracleStore:
     return OracleStore(make_settings(tmp_path), sql_dir=SQL_DIR)
 
 
-def event(kind: str = "HEARTBEAT", event_id: str = "e1", process_id: str = "p1", tenant: str = "acme",
-          **extra: Any) -> bytes:
-    body = {"event_id": event_id, "event_type": kind, "process_id": process_id, "tenant_id": tenant,
-            "timestamp": "2025-06-15T12:00:00Z", **extra}
+def event(
+    kind: str = "HEARTBEAT", event_id: str = "e1", process_id: str = "p1", tenant: str = "acme", **extra: Any
+) -> bytes:
+    body = {
+        "event_id": event_id,
+        "event_type": kind,
+        "process_id": process_id,
+        "tenant_id": tenant,
+        "timestamp": "2025-06-15T12:00:00Z",
+        **extra,
+    }
     return msgspec.json.encode(body)
 
 
@@ -230,6 +236,7 @@ def batch_for(payloads: list[bytes], seen: set[tuple[str, str]] | None = None) -
 
 
 # -- connecting -----------------------------------------------------------------------------------------
+
 
 def test_pool_thin_mode_with_wallet(driver: Driver, store: OracleStore, tmp_path: Path) -> None:
     assert store.pool is driver.pool
@@ -257,8 +264,13 @@ def test_pool_thin_mode_with_wallet(driver: Driver, store: OracleStore, tmp_path
 
 
 def test_thick_mode_with_wallet_credentials(driver: Driver, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, oracle_thick_mode=True, oracle_user=None, oracle_password=None,
-                             oracle_connect_string="tcps://db.example.com:2484/svc")
+    settings = make_settings(
+        tmp_path,
+        oracle_thick_mode=True,
+        oracle_user=None,
+        oracle_password=None,
+        oracle_connect_string="tcps://db.example.com:2484/svc",
+    )
     with mock.patch.object(oracledb, "is_thin_mode", autospec=True, return_value=True):
         store = OracleStore(settings)
     oracledb.init_oracle_client.assert_called_once_with(config_dir=str(tmp_path / "wallet"))  # type: ignore[attr-defined]
@@ -300,11 +312,14 @@ def test_ping_uses_a_pooled_connection_and_gives_it_back(driver: Driver, store: 
 
 # -- the consumer: fetch --------------------------------------------------------------------------------
 
+
 def test_fetch_dequeues_on_a_dedicated_connection(driver: Driver, store: OracleStore) -> None:
-    driver.messages = [[
-        driver.dequeued(b'{"a":1}', b"id-1", datetime(2025, 6, 15, 12, 0, 0, 5)),
-        driver.dequeued(b'{"a":2}', b"id-2", None),
-    ]]
+    driver.messages = [
+        [
+            driver.dequeued(b'{"a":1}', b"id-1", datetime(2025, 6, 15, 12, 0, 0, 5)),
+            driver.dequeued(b'{"a":2}', b"id-2", None),
+        ]
+    ]
     consumer = store.consumer()
     messages = consumer.fetch(100, 2.5)
     assert messages == [
@@ -312,9 +327,12 @@ def test_fetch_dequeues_on_a_dedicated_connection(driver: Driver, store: OracleS
         QueuedMessage(b"id-2", b'{"a":2}', None),
     ]
     oracledb.connect.assert_called_once_with(  # type: ignore[attr-defined]
-        dsn="SENTINEL_DB", user="sentinel", password="pw",
+        dsn="SENTINEL_DB",
+        user="sentinel",
+        password="pw",
         config_dir=str(store.settings.oracle_wallet_location),
-        wallet_location=str(store.settings.oracle_wallet_location), wallet_password="wallet-pw",
+        wallet_location=str(store.settings.oracle_wallet_location),
+        wallet_password="wallet-pw",
     )
     driver.pool.acquire.assert_not_called()  # not a pooled connection
     conn = driver.connections[0]
@@ -332,9 +350,7 @@ def test_fetch_dequeues_on_a_dedicated_connection(driver: Driver, store: OracleS
     assert not driver.calls("commit")
 
 
-def test_fetch_with_a_batch_filling_up_does_not_wait_in_the_database(
-    driver: Driver, store: OracleStore
-) -> None:
+def test_fetch_with_a_batch_filling_up_does_not_wait_in_the_database(driver: Driver, store: OracleStore) -> None:
     driver.messages = [[driver.dequeued(b"{}", b"m1")], []]
     consumer = store.consumer()
     consumer.fetch(10, 0.05)
@@ -358,6 +374,7 @@ def test_dequeue_failure_drops_a_dead_connection(driver: Driver, store: OracleSt
 
 
 # -- the consumer: seen ---------------------------------------------------------------------------------
+
 
 def test_seen_claims_keys_and_reports_unique_violations(driver: Driver, store: OracleStore) -> None:
     consumer = store.consumer()
@@ -383,6 +400,7 @@ def test_seen_fails_on_any_other_row_error(driver: Driver, store: OracleStore) -
 
 
 # -- the consumer: commit -------------------------------------------------------------------------------
+
 
 def test_commit_writes_the_core_rows_and_commits_once(driver: Driver, store: OracleStore) -> None:
     payloads = [
@@ -508,9 +526,7 @@ def test_rollback_gives_the_messages_back(driver: Driver, store: OracleStore) ->
     driver.connections[0].close.assert_called_once_with()
 
 
-def test_merge_is_retried_when_another_replica_inserted_the_process(
-    driver: Driver, store: OracleStore
-) -> None:
+def test_merge_is_retried_when_another_replica_inserted_the_process(driver: Driver, store: OracleStore) -> None:
     payloads = [event("STARTED", "e1")]
     driver.messages = [[driver.dequeued(payloads[0], b"m1")]]
     consumer = store.consumer()
@@ -571,6 +587,7 @@ def test_vpd_consumer_works_in_the_service_scope(driver: Driver, store: OracleSt
 
 # -- the status merge is the SQLite upsert, word for word ------------------------------------------------
 
+
 def test_merge_applies_exactly_the_sqlite_upsert_rules() -> None:
     """SPEC section 3 lives in two SQL texts; after renaming (s. = excluded., t. = the stored row,
     GREATEST = MAX, the staged terminal_status = excluded.status) they must be the same text, so a
@@ -594,13 +611,14 @@ def test_merge_applies_exactly_the_sqlite_upsert_rules() -> None:
 
 # -- producers ------------------------------------------------------------------------------------------
 
-def test_enqueue_sends_raw_messages_with_priorities_in_one_transaction(
-    driver: Driver, store: OracleStore
-) -> None:
+
+def test_enqueue_sends_raw_messages_with_priorities_in_one_transaction(driver: Driver, store: OracleStore) -> None:
     assert store.enqueue([b'{"a":1}', b'{"b":2}'], [1, 6]) == 2
     conn = driver.connections[0]
-    assert conn.msgproperties.call_args_list == [mock.call(payload=b'{"a":1}', priority=1),
-                                                mock.call(payload=b'{"b":2}', priority=6)]
+    assert conn.msgproperties.call_args_list == [
+        mock.call(payload=b'{"a":1}', priority=1),
+        mock.call(payload=b'{"b":2}', priority=6),
+    ]
     (sent,) = driver.queue.enqmany.call_args.args
     assert [(m.payload, m.priority) for m in sent] == [(b'{"a":1}', 1), (b'{"b":2}', 6)]
     assert driver.sequence() == ["commit"]
@@ -622,8 +640,15 @@ TENANT = "acme' OR '1'='1"
 
 def status_row(**values: Any) -> tuple[Any, ...]:
     base = dict.fromkeys(PROCESS_COLUMNS)
-    base.update(tenant_id=TENANT, process_id="p1", status="RUNNING", last_seen_at=NOW, event_count=1,
-                log_count=0, metadata='{"k": "v"}')
+    base.update(
+        tenant_id=TENANT,
+        process_id="p1",
+        status="RUNNING",
+        last_seen_at=NOW,
+        event_count=1,
+        log_count=0,
+        metadata='{"k": "v"}',
+    )
     base.update(values)
     return tuple(base[c] for c in PROCESS_COLUMNS)
 
@@ -649,14 +674,27 @@ def test_get_status_binds_the_tenant(driver: Driver, store: OracleStore) -> None
 
 
 def test_list_processes_binds_every_filter(driver: Driver, store: OracleStore) -> None:
-    query = ProcessQuery(statuses=("RUNNING", "FAILED"), process_type="ETL", package_name="PKG",
-                         updated_since=5, after=(NOW, "p9"), limit=20)
+    query = ProcessQuery(
+        statuses=("RUNNING", "FAILED"),
+        process_type="ETL",
+        package_name="PKG",
+        updated_since=5,
+        after=(NOW, "p9"),
+        limit=20,
+    )
     store.list_processes(TENANT, query)
     (query,) = [c for c in driver.calls("execute") if c.sql and c.sql.startswith(Q.SELECT_PROCESS)]
     assert_bound(query)
     assert query.params == {
-        "tenant_id": TENANT, "status_0": "RUNNING", "status_1": "FAILED", "process_type": "ETL",
-        "package_name": "PKG", "updated_since": 5, "after_seen": NOW, "after_id": "p9", "limit": 20,
+        "tenant_id": TENANT,
+        "status_0": "RUNNING",
+        "status_1": "FAILED",
+        "process_type": "ETL",
+        "package_name": "PKG",
+        "updated_since": 5,
+        "after_seen": NOW,
+        "after_id": "p9",
+        "limit": 20,
     }
     assert "ORDER BY last_seen_at DESC, process_id FETCH FIRST :limit ROWS ONLY" in (query.sql or "")
     # every name bound in the text has a value, and nothing else is passed
@@ -672,8 +710,15 @@ def test_list_logs_and_logs_after_bind_the_tenant(driver: Driver, store: OracleS
     store.logs_after(TENANT, "p1", 6, 50)
     first, second = [c for c in driver.calls("execute") if c.sql and c.sql.startswith(Q.SELECT_LOG)]
     assert_bound(first)
-    assert first.params == {"tenant_id": TENANT, "process_id": "p1", "min_level": 2, "since": 1,
-                            "after_ts": NOW, "after_seq": 3, "limit": 10}
+    assert first.params == {
+        "tenant_id": TENANT,
+        "process_id": "p1",
+        "min_level": 2,
+        "since": 1,
+        "after_ts": NOW,
+        "after_seq": 3,
+        "limit": 10,
+    }
     assert "log_level >= :min_level" in (first.sql or "")
     assert_bound(second)
     assert second.params == {"tenant_id": TENANT, "process_id": "p1", "after_seq": 6, "limit": 50}
@@ -687,19 +732,23 @@ def test_dead_letters_read(driver: Driver, store: OracleStore) -> None:
 
 # -- VPD: the tenant in the database around each use of a pooled connection ----------------------------
 
+
 def test_vpd_tenant_is_set_and_cleared_around_each_read(driver: Driver, store: OracleStore) -> None:
     driver.rows[Q.VPD_INSTALLED] = [[(1,)]]
     store.get_status("acme", "p1")
     store.get_status("globex", "p1")
-    assert driver.sequence() == [
-        "execute:SELECT COUNT(*) FROM",  # asked once
-        "callproc:sentinel_ctx_pkg.set_tenant",
-        f"execute:{' '.join(Q.GET_STATUS.split()[:3])}",
-        "callproc:sentinel_ctx_pkg.clear_context",
-        "callproc:sentinel_ctx_pkg.set_tenant",
-        f"execute:{' '.join(Q.GET_STATUS.split()[:3])}",
-        "callproc:sentinel_ctx_pkg.clear_context",
-    ]
+    assert (
+        driver.sequence()
+        == [
+            "execute:SELECT COUNT(*) FROM",  # asked once
+            "callproc:sentinel_ctx_pkg.set_tenant",
+            f"execute:{' '.join(Q.GET_STATUS.split()[:3])}",
+            "callproc:sentinel_ctx_pkg.clear_context",
+            "callproc:sentinel_ctx_pkg.set_tenant",
+            f"execute:{' '.join(Q.GET_STATUS.split()[:3])}",
+            "callproc:sentinel_ctx_pkg.clear_context",
+        ]
+    )
     assert [c.params for c in driver.calls("callproc") if c.sql == Q.SET_TENANT] == [["acme"], ["globex"]]
     assert driver.pool.release.call_count == 2
     driver.pool.drop.assert_not_called()
@@ -710,8 +759,11 @@ def test_vpd_housekeeping_uses_the_service_scope(driver: Driver, store: OracleSt
     driver.rowcounts[Q.MARK_STALLED] = [4]
     assert store.mark_stalled(NOW, NOW) == 4
     assert driver.sequence() == [
-        "execute:SELECT COUNT(*) FROM", "callproc:sentinel_ctx_pkg.set_service_scope",
-        "execute:UPDATE sentinel_processes SET", "commit", "callproc:sentinel_ctx_pkg.clear_context",
+        "execute:SELECT COUNT(*) FROM",
+        "callproc:sentinel_ctx_pkg.set_service_scope",
+        "execute:UPDATE sentinel_processes SET",
+        "commit",
+        "callproc:sentinel_ctx_pkg.clear_context",
     ]
     assert driver.calls("execute", Q.MARK_STALLED)[0].params == {"idle_before": NOW}
 
@@ -725,9 +777,7 @@ def test_vpd_context_is_cleared_after_a_failed_query(driver: Driver, store: Orac
     driver.pool.release.assert_called_once()
 
 
-def test_a_connection_whose_context_cannot_be_cleared_leaves_the_pool(
-    driver: Driver, store: OracleStore
-) -> None:
+def test_a_connection_whose_context_cannot_be_cleared_leaves_the_pool(driver: Driver, store: OracleStore) -> None:
     driver.rows[Q.VPD_INSTALLED] = [[(1,)]]
     original = driver.cursor
 
@@ -756,6 +806,7 @@ def test_without_vpd_no_context_calls(driver: Driver, store: OracleStore) -> Non
 
 # -- housekeeping -----------------------------------------------------------------------------------------
 
+
 def test_purge_drops_whole_old_days_then_deletes_the_rest(driver: Driver, store: OracleStore) -> None:
     day = Q.DAY_US
     old = 20_000 * day + 123
@@ -774,7 +825,7 @@ def test_purge_drops_whole_old_days_then_deletes_the_rest(driver: Driver, store:
 
 def test_queue_stats_reads_the_aq_view(driver: Driver, store: OracleStore) -> None:
     driver.rows[Q.FIND_QUEUE] = [[("SENTINEL", "SENTINEL_QUEUE_TAB")]]
-    driver.rows["FROM \"SENTINEL\".\"AQ$SENTINEL_QUEUE_TAB\""] = [[(3, datetime(2025, 6, 15, 12))]]
+    driver.rows['FROM "SENTINEL"."AQ$SENTINEL_QUEUE_TAB"'] = [[(3, datetime(2025, 6, 15, 12))]]
     stats = store.queue_stats()
     assert (stats.depth, stats.oldest_enqueued_at) == (3, 1_749_988_800_000_000)
     assert driver.calls("execute", Q.FIND_QUEUE)[0].params == {"name": "SENTINEL_QUEUE", "owner": None}
@@ -790,6 +841,7 @@ def test_secret_is_created_once(driver: Driver, store: OracleStore) -> None:
 
 # -- migration ----------------------------------------------------------------------------------------------
 
+
 def test_plan_migration_needs_no_database() -> None:
     plan = plan_migration(SQL_DIR)
     assert [name for name, _ in plan][:1] == ["001_sentinel_types.sql"]
@@ -797,9 +849,7 @@ def test_plan_migration_needs_no_database() -> None:
     assert any(sql.startswith("CREATE OR REPLACE PACKAGE BODY sentinel_pkg") for _, sql in plan)
 
 
-def test_migrate_runs_every_statement_and_tolerates_existing_objects(
-    driver: Driver, store: OracleStore
-) -> None:
+def test_migrate_runs_every_statement_and_tolerates_existing_objects(driver: Driver, store: OracleStore) -> None:
     exists = oracledb.DatabaseError(ora(955, "name is already used by an existing object"))
     driver.fail["CREATE TABLE sentinel_processes"] = [exists]
     applied = store.migrate()
@@ -811,9 +861,7 @@ def test_migrate_runs_every_statement_and_tolerates_existing_objects(
     assert len(driver.calls("commit")) == 5
 
 
-def test_migrate_skips_recorded_scripts_and_reports_compile_errors(
-    driver: Driver, store: OracleStore
-) -> None:
+def test_migrate_skips_recorded_scripts_and_reports_compile_errors(driver: Driver, store: OracleStore) -> None:
     from sentinel.store.oracle import load_scripts
 
     scripts = load_scripts(SQL_DIR)
@@ -849,6 +897,7 @@ def test_migrate_skips_vpd_where_the_edition_lacks_it(driver: Driver, store: Ora
 
 # -- the contract tests' entry point -------------------------------------------------------------------
 
+
 def test_split_dsn() -> None:
     assert split_dsn("scott/tiger@db:1521/FREEPDB1") == ("scott", "tiger", "db:1521/FREEPDB1")
     assert split_dsn("scott/p@ss@host/svc") == ("scott", "p@ss", "host/svc")
@@ -869,7 +918,9 @@ def test_open_test_store_migrates_and_empties(driver: Driver, tmp_path: Path) ->
     assert calls == ["migrate", "reset"]
     settings = store.settings
     assert (settings.oracle_user, settings.oracle_password, settings.oracle_connect_string) == (
-        "scott", "tiger", "localhost:1521/FREEPDB1",
+        "scott",
+        "tiger",
+        "localhost:1521/FREEPDB1",
     )
     assert settings.backend == "oracle"
     assert settings.pool_max == 4
@@ -891,4 +942,3 @@ def test_the_consumer_and_store_satisfy_the_protocols(store: OracleStore) -> Non
 
     assert isinstance(store, Store)
     assert isinstance(OracleConsumer(store), Consumer)
-

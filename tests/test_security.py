@@ -188,12 +188,8 @@ def test_token_without_exp_is_refused(idp: JwksServer, rsa_key: SigningKey) -> N
 def test_issuer_must_match_exactly(idp: JwksServer, rsa_key: SigningKey) -> None:
     verifier = make_verifier(idp)
 
-    foreign = rejection(
-        verifier, f"Bearer {rsa_key.sign(idp.claims(tenant_id='acme', iss='https://evil.example'))}"
-    )
-    trailing_slash = rejection(
-        verifier, f"Bearer {rsa_key.sign(idp.claims(tenant_id='acme', iss=idp.issuer + '/'))}"
-    )
+    foreign = rejection(verifier, f"Bearer {rsa_key.sign(idp.claims(tenant_id='acme', iss='https://evil.example'))}")
+    trailing_slash = rejection(verifier, f"Bearer {rsa_key.sign(idp.claims(tenant_id='acme', iss=idp.issuer + '/'))}")
     missing = rejection(verifier, f"Bearer {rsa_key.sign(_without(idp, 'iss'))}")
 
     assert (foreign.status, foreign.code) == (401, "invalid_issuer")
@@ -249,9 +245,7 @@ def test_hs256_signed_with_the_rsa_public_key_is_refused(idp: JwksServer, rsa_ke
     assert idp.total_requests == 0
 
 
-def test_algorithm_is_pinned_to_the_key_type(
-    idp: JwksServer, rsa_key: SigningKey, ec_key: SigningKey
-) -> None:
+def test_algorithm_is_pinned_to_the_key_type(idp: JwksServer, rsa_key: SigningKey, ec_key: SigningKey) -> None:
     verifier = make_verifier(idp)
     # An ES256 header naming the RSA key's kid finds no ES256 key under that kid.
     crossed = forge(
@@ -263,10 +257,7 @@ def test_algorithm_is_pinned_to_the_key_type(
     stranger = SigningKey.rsa(kid=rsa_key.kid)
 
     assert rejection(verifier, f"Bearer {crossed}").code == "unknown_key"
-    assert (
-        rejection(verifier, f"Bearer {stranger.sign(idp.claims(tenant_id='acme'))}").code
-        == "invalid_signature"
-    )
+    assert rejection(verifier, f"Bearer {stranger.sign(idp.claims(tenant_id='acme'))}").code == "invalid_signature"
     assert verify(verifier, ec_key.sign(idp.claims(tenant_id="acme"))).tenant == "acme"
 
 
@@ -311,9 +302,7 @@ def test_missing_or_non_string_kid_is_refused(idp: JwksServer, rsa_key: SigningK
 
 
 @pytest.mark.parametrize("name", ["jku", "x5u", "jwk"])
-def test_key_locating_headers_are_refused_and_never_followed(
-    idp: JwksServer, rsa_key: SigningKey, name: str
-) -> None:
+def test_key_locating_headers_are_refused_and_never_followed(idp: JwksServer, rsa_key: SigningKey, name: str) -> None:
     attacker = SigningKey.rsa(kid=rsa_key.kid)
     value: Any = attacker.public_jwk() if name == "jwk" else f"{idp.base_url}/attacker-keys"
     token = attacker.sign(idp.claims(tenant_id="acme"), **{name: value})
@@ -522,14 +511,10 @@ def test_key_rotation_overlap(clock: FakeClock) -> None:
         assert idp.jwks_requests == 3
 
 
-def test_flood_of_unknown_kids_costs_at_most_one_fetch(
-    idp: JwksServer, clock: FakeClock, rsa_key: SigningKey
-) -> None:
+def test_flood_of_unknown_kids_costs_at_most_one_fetch(idp: JwksServer, clock: FakeClock, rsa_key: SigningKey) -> None:
     verifier = make_verifier(idp, clock)
     claims = idp.claims(tenant_id="acme")
-    flood = [
-        f"Bearer {SigningKey(rsa_key.private_key, kid=secrets.token_hex(8)).sign(claims)}" for _ in range(200)
-    ]
+    flood = [f"Bearer {SigningKey(rsa_key.private_key, kid=secrets.token_hex(8)).sign(claims)}" for _ in range(200)]
 
     async def attempt(header: str) -> str:
         try:
@@ -602,9 +587,7 @@ def test_provider_down_cached_keys_keep_working(
     assert outcomes == [True, False]
 
 
-def test_cold_start_with_provider_down_then_recovery(
-    idp: JwksServer, clock: FakeClock, rsa_key: SigningKey
-) -> None:
+def test_cold_start_with_provider_down_then_recovery(idp: JwksServer, clock: FakeClock, rsa_key: SigningKey) -> None:
     outcomes: list[bool] = []
     cache = JwksCache(jwks_uri=idp.jwks_uri, clock=clock, on_fetch=outcomes.append)
     verifier = TokenVerifier(idp.issuer, AUDIENCE, cache)
@@ -821,9 +804,7 @@ def test_dev_authority_round_trip(tmp_path: Path) -> None:
 
     principal = verify(verifier, token)
 
-    assert principal == Principal(
-        subject="dev", tenant="acme", roles=frozenset({"sentinel-ingest", "reader"})
-    )
+    assert principal == Principal(subject="dev", tenant="acme", roles=frozenset({"sentinel-ingest", "reader"}))
     assert verifier.ready()
     header = jwt.get_unverified_header(token)
     assert header == {"alg": "ES256", "kid": authority.kid, "typ": "JWT"}
@@ -851,9 +832,7 @@ def test_dev_kid_is_the_rfc7638_thumbprint(tmp_path: Path) -> None:
     private_key = serialization.load_pem_private_key(pem, password=None)
     assert isinstance(private_key, ec.EllipticCurvePrivateKey)
     jwk = jwt.algorithms.ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
-    canonical = json.dumps(
-        {k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True
-    )
+    canonical = json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True)
 
     assert authority.kid == b64url(hashlib.sha256(canonical.encode()).digest())
     assert authority.jwks()["keys"][0]["kid"] == authority.kid
@@ -885,9 +864,7 @@ def test_dev_key_of_the_wrong_type_is_refused(tmp_path: Path) -> None:
     wrong = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_file = tmp_path / "dev-signing-key.pem"
     key_file.write_bytes(
-        wrong.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        wrong.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     os.chmod(key_file, 0o600)
 

@@ -72,8 +72,11 @@ def statements_of(path: Path) -> list[tuple[Statement, str]]:
 
 def test_there_are_five_scripts_in_order() -> None:
     assert [p.name for p in SCRIPTS] == [
-        "001_sentinel_types.sql", "002_sentinel_tables.sql", "003_sentinel_queue.sql",
-        "004_sentinel_pkg.sql", "005_sentinel_vpd.sql",
+        "001_sentinel_types.sql",
+        "002_sentinel_tables.sql",
+        "003_sentinel_queue.sql",
+        "004_sentinel_pkg.sql",
+        "005_sentinel_vpd.sql",
     ]
     assert [name for name, _ in iter_scripts(SQL_DIR)] == [p.name for p in SCRIPTS]
 
@@ -98,8 +101,7 @@ def test_exemptions_are_exactly_the_known_ones() -> None:
         for first in firsts:
             if NOQA in first:
                 known = [
-                    prefix for name, prefix in EXPECTED_EXEMPTIONS
-                    if name == path.name and first.startswith(prefix)
+                    prefix for name, prefix in EXPECTED_EXEMPTIONS if name == path.name and first.startswith(prefix)
                 ]
                 found.add((path.name, known[0] if known else first))
         # a marker anywhere but on a statement's first line would exempt nothing
@@ -111,8 +113,11 @@ def test_exemptions_are_exactly_the_known_ones() -> None:
 
 PROCEDURE_NAMES = {"SET_TENANT", "SET_SERVICE_SCOPE", "CLEAR_CONTEXT"}  # names for callproc, not SQL
 ADAPTER_SQL = sorted(
-    name for name in dir(oracle_sql)
-    if name.isupper() and not name.startswith("_") and isinstance(getattr(oracle_sql, name), str)
+    name
+    for name in dir(oracle_sql)
+    if name.isupper()
+    and not name.startswith("_")
+    and isinstance(getattr(oracle_sql, name), str)
     and name not in ADAPTER_EXEMPT | PROCEDURE_NAMES
 )
 
@@ -184,8 +189,18 @@ def test_plsql_units_are_kept_whole() -> None:
     assert body.sql.endswith("END sentinel_pkg;")
     assert body.sql.count(";") > 100
     # the procedures of the SDK are all in it
-    for name in ("start_process", "update_progress", "heartbeat", "complete_process", "fail_process",
-                 "cancel_process", "log_debug", "log_info", "log_warn", "log_error"):
+    for name in (
+        "start_process",
+        "update_progress",
+        "heartbeat",
+        "complete_process",
+        "fail_process",
+        "cancel_process",
+        "log_debug",
+        "log_info",
+        "log_warn",
+        "log_error",
+    ):
         assert f"PROCEDURE {name}(" in body.sql
     assert "FUNCTION start_process(" in body.sql
     assert "PRAGMA AUTONOMOUS_TRANSACTION" in body.sql
@@ -203,8 +218,12 @@ def test_sdk_priorities_match_the_core() -> None:
     }
     wanted = dict(zip(EVENT_TYPES, PRIORITIES, strict=True))
     assert declared == {
-        "ERROR": wanted["ERROR"], "COMPLETED": wanted["COMPLETED"], "CANCELLED": wanted["CANCELLED"],
-        "STARTED": wanted["STARTED"], "PROGRESS": wanted["PROGRESS"], "LOG": wanted["LOG"],
+        "ERROR": wanted["ERROR"],
+        "COMPLETED": wanted["COMPLETED"],
+        "CANCELLED": wanted["CANCELLED"],
+        "STARTED": wanted["STARTED"],
+        "PROGRESS": wanted["PROGRESS"],
+        "LOG": wanted["LOG"],
         "HEARTBEAT": wanted["HEARTBEAT"],
     }
 
@@ -216,6 +235,7 @@ def test_render_plan_is_a_sqlplus_script() -> None:
 
 
 # -- the splitter on tricky input ------------------------------------------------------------------------
+
 
 def test_semicolons_and_slashes_in_strings_and_comments() -> None:
     script = """
@@ -246,7 +266,8 @@ SELECT "odd;name" FROM t WHERE c = 'a/b'
 )
 def test_q_quotes(literal: str, text: str) -> None:
     assert split_script(f"SELECT {literal} FROM dual; SELECT 2 FROM dual;") == [
-        f"SELECT {literal} FROM dual", "SELECT 2 FROM dual",
+        f"SELECT {literal} FROM dual",
+        "SELECT 2 FROM dual",
     ]
 
 

@@ -61,6 +61,7 @@ def all_logs(store: Any, process_id: str = "proc-1", tenant: str = "acme", **que
 
 # -- creation and STARTED ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [
@@ -96,17 +97,28 @@ def test_unknown_process_reads_as_absent(store: Any) -> None:
 def test_started_sets_started_at_and_names(store: Any, ingest: Any) -> None:
     ingest([event(event_type="HEARTBEAT", offset=-50)])
     assert status_of(store).started_at is None
-    ingest([
-        event(
-            event_type="STARTED", offset=-60, process_name="nightly load", process_type="ETL",
-            package_name="PKG_LOADER", procedure_name="RUN", correlation_id="corr-1",
-            metadata={"host": "db1", "attempt": 1},
-        )
-    ])
+    ingest(
+        [
+            event(
+                event_type="STARTED",
+                offset=-60,
+                process_name="nightly load",
+                process_type="ETL",
+                package_name="PKG_LOADER",
+                procedure_name="RUN",
+                correlation_id="corr-1",
+                metadata={"host": "db1", "attempt": 1},
+            )
+        ]
+    )
     doc = status_of(store)
     assert doc.started_at == at(-60)
     assert (doc.process_name, doc.process_type, doc.package_name, doc.procedure_name, doc.correlation_id) == (
-        "nightly load", "ETL", "PKG_LOADER", "RUN", "corr-1",
+        "nightly load",
+        "ETL",
+        "PKG_LOADER",
+        "RUN",
+        "corr-1",
     )
     assert decode_json(doc.metadata) == {"host": "db1", "attempt": 1}
     assert doc.status == "RUNNING"
@@ -115,6 +127,7 @@ def test_started_sets_started_at_and_names(store: Any, ingest: Any) -> None:
 
 
 # -- PROGRESS and last_seen_at -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("newer_first", [True, False])
 def test_progress_newer_wins_within_a_batch(store: Any, ingest: Any, newer_first: bool) -> None:
@@ -141,6 +154,7 @@ def test_progress_older_arriving_later_is_ignored(store: Any, ingest: Any) -> No
 def test_a_batch_applies_progress_as_event_by_event_would(store: Any, ingest: Any, left_out: str) -> None:
     """Out-of-order PROGRESS in one batch on top of stored progress: an older event (ignored, SPEC section 3)
     must not leak its step or percent through a newer event that leaves that field out."""
+
     def fleet(pid: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         stored = event(event_type="PROGRESS", offset=20, step="load", percent=60, process_id=pid)
         older = event(event_type="PROGRESS", offset=10, step="extract", percent=30, process_id=pid)
@@ -175,6 +189,7 @@ def test_last_seen_at_never_moves_back(store: Any, ingest: Any) -> None:
 
 # -- terminal statuses ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["COMPLETED", "ERROR", "CANCELLED"])
 def test_terminal_is_not_replaced_by_later_events_across_batches(store: Any, ingest: Any, kind: str) -> None:
     ingest([event(event_type="STARTED", offset=0), terminal(kind, offset=30)])
@@ -192,9 +207,7 @@ def test_terminal_is_not_replaced_by_later_events_across_batches(store: Any, ing
 
 @pytest.mark.parametrize("kind", ["COMPLETED", "ERROR", "CANCELLED"])
 @pytest.mark.parametrize("terminal_first", [True, False])
-def test_terminal_is_not_replaced_within_a_batch(
-    store: Any, ingest: Any, kind: str, terminal_first: bool
-) -> None:
+def test_terminal_is_not_replaced_within_a_batch(store: Any, ingest: Any, kind: str, terminal_first: bool) -> None:
     others = [
         event(event_type="HEARTBEAT", offset=40),
         event(event_type="PROGRESS", offset=35, percent=80),
@@ -213,18 +226,21 @@ def test_terminal_is_not_replaced_within_a_batch(
 
 def test_error_before_an_earlier_progress(store: Any, ingest: Any) -> None:
     # The queue hands out ERROR (priority 1) before PROGRESS (priority 4): same batch ...
-    ingest([
-        event(event_type="STARTED", offset=0, process_id="p-same"),
-        event(event_type="PROGRESS", offset=20, percent=40, step="load", process_id="p-same"),
-        event(event_type="ERROR", offset=30, error_code="E1", error_message="boom", process_id="p-same"),
-    ])
+    ingest(
+        [
+            event(event_type="STARTED", offset=0, process_id="p-same"),
+            event(event_type="PROGRESS", offset=20, percent=40, step="load", process_id="p-same"),
+            event(event_type="ERROR", offset=30, error_code="E1", error_message="boom", process_id="p-same"),
+        ]
+    )
     # ... and across batches.
-    ingest([event(event_type="ERROR", offset=30, error_code="E1", error_message="boom",
-                  process_id="p-across")])
-    ingest([
-        event(event_type="STARTED", offset=0, process_id="p-across"),
-        event(event_type="PROGRESS", offset=20, percent=40, step="load", process_id="p-across"),
-    ])
+    ingest([event(event_type="ERROR", offset=30, error_code="E1", error_message="boom", process_id="p-across")])
+    ingest(
+        [
+            event(event_type="STARTED", offset=0, process_id="p-across"),
+            event(event_type="PROGRESS", offset=20, percent=40, step="load", process_id="p-across"),
+        ]
+    )
     for pid in ("p-same", "p-across"):
         doc = status_of(store, pid)
         assert doc.status == "FAILED"
@@ -238,8 +254,7 @@ def test_error_before_an_earlier_progress(store: Any, ingest: Any) -> None:
 
 
 def test_completed_then_a_late_heartbeat(store: Any, ingest: Any) -> None:
-    ingest([event(event_type="STARTED", offset=0),
-            event(event_type="COMPLETED", offset=10, result={"ok": True})])
+    ingest([event(event_type="STARTED", offset=0), event(event_type="COMPLETED", offset=10, result={"ok": True})])
     ingest([event(event_type="HEARTBEAT", offset=15)])
     doc = status_of(store)
     assert doc.status == "COMPLETED"
@@ -248,8 +263,11 @@ def test_completed_then_a_late_heartbeat(store: Any, ingest: Any) -> None:
     assert decode_json(doc.result) == {"ok": True}
 
 
-@pytest.mark.parametrize("pair", [("COMPLETED", "ERROR"), ("ERROR", "CANCELLED"), ("CANCELLED", "COMPLETED"),
-                                  ("ERROR", "COMPLETED")], ids="-over-".join)
+@pytest.mark.parametrize(
+    "pair",
+    [("COMPLETED", "ERROR"), ("ERROR", "CANCELLED"), ("CANCELLED", "COMPLETED"), ("ERROR", "COMPLETED")],
+    ids="-over-".join,
+)
 @pytest.mark.parametrize("later_arrives_first", [True, False])
 @pytest.mark.parametrize("same_batch", [True, False])
 def test_between_two_terminal_events_the_later_timestamp_wins(
@@ -269,8 +287,7 @@ def test_between_two_terminal_events_the_later_timestamp_wins(
     assert doc.event_count == 2
 
 
-@pytest.mark.parametrize(("one", "other"), [("COMPLETED", "ERROR"), ("COMPLETED", "CANCELLED"),
-                                            ("ERROR", "CANCELLED")])
+@pytest.mark.parametrize(("one", "other"), [("COMPLETED", "ERROR"), ("COMPLETED", "CANCELLED"), ("ERROR", "CANCELLED")])
 def test_two_terminal_events_with_the_same_timestamp_do_not_depend_on_order(
     store: Any, ingest: Any, one: str, other: str
 ) -> None:
@@ -288,20 +305,23 @@ def test_two_terminal_events_with_the_same_timestamp_do_not_depend_on_order(
 
 # -- derived fields ------------------------------------------------------------------------------------
 
+
 def test_estimated_completion(store: Any, ingest: Any) -> None:
-    ingest([
-        event(event_type="STARTED", offset=0, process_id="quarter"),
-        event(event_type="PROGRESS", offset=10, percent=25, process_id="quarter"),
-        event(event_type="STARTED", offset=0, process_id="zero"),
-        event(event_type="PROGRESS", offset=10, percent=0, process_id="zero"),
-        event(event_type="STARTED", offset=0, process_id="full"),
-        event(event_type="PROGRESS", offset=10, percent=100, process_id="full"),
-        event(event_type="STARTED", offset=0, process_id="fresh"),
-        event(event_type="PROGRESS", offset=10, percent=50, process_id="unstarted"),
-        event(event_type="STARTED", offset=0, process_id="ended"),
-        event(event_type="PROGRESS", offset=10, percent=50, process_id="ended"),
-        event(event_type="COMPLETED", offset=20, process_id="ended"),
-    ])
+    ingest(
+        [
+            event(event_type="STARTED", offset=0, process_id="quarter"),
+            event(event_type="PROGRESS", offset=10, percent=25, process_id="quarter"),
+            event(event_type="STARTED", offset=0, process_id="zero"),
+            event(event_type="PROGRESS", offset=10, percent=0, process_id="zero"),
+            event(event_type="STARTED", offset=0, process_id="full"),
+            event(event_type="PROGRESS", offset=10, percent=100, process_id="full"),
+            event(event_type="STARTED", offset=0, process_id="fresh"),
+            event(event_type="PROGRESS", offset=10, percent=50, process_id="unstarted"),
+            event(event_type="STARTED", offset=0, process_id="ended"),
+            event(event_type="PROGRESS", offset=10, percent=50, process_id="ended"),
+            event(event_type="COMPLETED", offset=20, process_id="ended"),
+        ]
+    )
     quarter = status_of(store, "quarter")
     # started_at + elapsed x 100 / progress = 0 + 10 s x 100 / 25
     assert quarter.estimated_completion == at(40)
@@ -312,11 +332,13 @@ def test_estimated_completion(store: Any, ingest: Any) -> None:
 def test_a_tiny_progress_does_not_break_reads(store: Any, ingest: Any) -> None:
     """``percent`` may be any number from 0 to 100. A tiny one puts ``started_at + elapsed x 100 / progress``
     beyond any representable time; the document (and every listing holding it) must still be served."""
-    ingest([
-        event(event_type="STARTED", offset=-86_400, process_id="slow"),
-        event(event_type="PROGRESS", offset=0, percent=0.000001, process_id="slow"),
-        event(event_type="STARTED", offset=0, process_id="other"),
-    ])
+    ingest(
+        [
+            event(event_type="STARTED", offset=-86_400, process_id="slow"),
+            event(event_type="PROGRESS", offset=0, percent=0.000001, process_id="slow"),
+            event(event_type="STARTED", offset=0, process_id="other"),
+        ]
+    )
     doc = store.get_status("acme", "slow")
     assert doc is not None
     assert doc.progress_percent == 0.000001
@@ -326,13 +348,15 @@ def test_a_tiny_progress_does_not_break_reads(store: Any, ingest: Any) -> None:
 
 
 def test_duration_ms(store: Any, ingest: Any) -> None:
-    ingest([
-        event(event_type="STARTED", offset=0, process_id="done"),
-        event(event_type="COMPLETED", offset=12.5, process_id="done"),
-        event(event_type="STARTED", offset=0, process_id="running"),
-        event(event_type="HEARTBEAT", offset=5, process_id="running"),
-        event(event_type="COMPLETED", offset=3, process_id="no-start"),
-    ])
+    ingest(
+        [
+            event(event_type="STARTED", offset=0, process_id="done"),
+            event(event_type="COMPLETED", offset=12.5, process_id="done"),
+            event(event_type="STARTED", offset=0, process_id="running"),
+            event(event_type="HEARTBEAT", offset=5, process_id="running"),
+            event(event_type="COMPLETED", offset=3, process_id="no-start"),
+        ]
+    )
     assert status_of(store, "done").duration_ms == 12_500
     assert status_of(store, "done").ended_at == at(12.5)
     assert status_of(store, "running").duration_ms is None
@@ -341,11 +365,18 @@ def test_duration_ms(store: Any, ingest: Any) -> None:
 
 
 def test_error_and_cancel_details(store: Any, ingest: Any) -> None:
-    ingest([
-        event(event_type="ERROR", process_id="failed", error_code="ORA-00060",
-              error_message="deadlock detected while waiting for resource", stack_trace="ORA-06512: line 7"),
-        event(event_type="CANCELLED", process_id="cancelled", reason="operator pressed stop"),
-    ])
+    ingest(
+        [
+            event(
+                event_type="ERROR",
+                process_id="failed",
+                error_code="ORA-00060",
+                error_message="deadlock detected while waiting for resource",
+                stack_trace="ORA-06512: line 7",
+            ),
+            event(event_type="CANCELLED", process_id="cancelled", reason="operator pressed stop"),
+        ]
+    )
     failed = status_of(store, "failed")
     assert failed.status == "FAILED"
     assert failed.error_code == "ORA-00060"
@@ -359,10 +390,12 @@ def test_error_and_cancel_details(store: Any, ingest: Any) -> None:
 def test_result_and_metadata_round_trip_as_json_objects(store: Any, ingest: Any) -> None:
     metadata = {"host": "db1", "tags": ["a", "ü", "日本"], "nested": {"n": 1.5, "none": None, "t": True}}
     result = {"rows": 10_000_000, "files": [{"name": "x.csv", "bytes": 12}], "empty": {}}
-    ingest([
-        event(event_type="STARTED", offset=0, metadata=metadata),
-        event(event_type="COMPLETED", offset=5, result=result),
-    ])
+    ingest(
+        [
+            event(event_type="STARTED", offset=0, metadata=metadata),
+            event(event_type="COMPLETED", offset=5, result=result),
+        ]
+    )
     doc = status_of(store)
     assert decode_json(doc.metadata) == metadata
     assert decode_json(doc.result) == result
@@ -374,13 +407,15 @@ def test_result_and_metadata_round_trip_as_json_objects(store: Any, ingest: Any)
 
 
 def test_event_and_log_counts(store: Any, ingest: Any) -> None:
-    ingest([
-        event(event_type="STARTED", offset=0),
-        event(event_type="LOG", offset=1),
-        event(event_type="LOG", offset=2, level="WARN"),
-        event(event_type="HEARTBEAT", offset=3),
-        event(event_type="PROGRESS", offset=4, percent=10),
-    ])
+    ingest(
+        [
+            event(event_type="STARTED", offset=0),
+            event(event_type="LOG", offset=1),
+            event(event_type="LOG", offset=2, level="WARN"),
+            event(event_type="HEARTBEAT", offset=3),
+            event(event_type="PROGRESS", offset=4, percent=10),
+        ]
+    )
     doc = status_of(store)
     assert (doc.event_count, doc.log_count) == (5, 2)
     ingest([event(event_type="LOG", offset=5), event(event_type="HEARTBEAT", offset=6)])
@@ -390,6 +425,7 @@ def test_event_and_log_counts(store: Any, ingest: Any) -> None:
 
 
 # -- idempotency and tenants ---------------------------------------------------------------------------
+
 
 def test_same_event_id_twice_in_one_batch_is_stored_once(store: Any, ingest: Any) -> None:
     log = event(event_type="LOG", message="once")
@@ -430,32 +466,42 @@ def test_same_event_id_in_two_tenants_is_not_a_duplicate(store: Any, ingest: Any
 
 
 def test_two_tenants_with_the_same_process_id_are_independent(store: Any, ingest: Any) -> None:
-    ingest([
-        event(event_type="STARTED", tenant_id="acme", offset=0, process_name="acme job"),
-        event(event_type="COMPLETED", tenant_id="acme", offset=10),
-        event(event_type="STARTED", tenant_id="globex", offset=5, process_name="globex job"),
-        event(event_type="PROGRESS", tenant_id="globex", offset=6, percent=20),
-        event(event_type="LOG", tenant_id="globex", offset=7),
-    ])
+    ingest(
+        [
+            event(event_type="STARTED", tenant_id="acme", offset=0, process_name="acme job"),
+            event(event_type="COMPLETED", tenant_id="acme", offset=10),
+            event(event_type="STARTED", tenant_id="globex", offset=5, process_name="globex job"),
+            event(event_type="PROGRESS", tenant_id="globex", offset=6, percent=20),
+            event(event_type="LOG", tenant_id="globex", offset=7),
+        ]
+    )
     acme, globex = status_of(store, tenant="acme"), status_of(store, tenant="globex")
     assert (acme.status, acme.process_name, acme.event_count, acme.log_count) == (
-        "COMPLETED", "acme job", 2, 0,
+        "COMPLETED",
+        "acme job",
+        2,
+        0,
     )
     assert acme.progress_percent is None
     assert (globex.status, globex.process_name, globex.event_count, globex.log_count) == (
-        "RUNNING", "globex job", 3, 1,
+        "RUNNING",
+        "globex job",
+        3,
+        1,
     )
     assert globex.started_at == at(5)
     assert globex.ended_at is None
 
 
 def test_reads_are_tenant_scoped(store: Any, ingest: Any) -> None:
-    ingest([
-        event(event_type="STARTED", tenant_id="acme", process_id="acme-only"),
-        event(event_type="LOG", tenant_id="acme", process_id="acme-only", message="secret"),
-        event(event_type="LOG", tenant_id="acme", process_id="shared", message="acme shared"),
-        event(event_type="LOG", tenant_id="globex", process_id="shared", message="globex shared"),
-    ])
+    ingest(
+        [
+            event(event_type="STARTED", tenant_id="acme", process_id="acme-only"),
+            event(event_type="LOG", tenant_id="acme", process_id="acme-only", message="secret"),
+            event(event_type="LOG", tenant_id="acme", process_id="shared", message="acme shared"),
+            event(event_type="LOG", tenant_id="globex", process_id="shared", message="globex shared"),
+        ]
+    )
     assert store.get_status("globex", "acme-only") is None
     assert store.get_status("acme", "acme-only") is not None
     assert all_logs(store, "acme-only", tenant="globex") == []
@@ -470,6 +516,7 @@ def test_reads_are_tenant_scoped(store: Any, ingest: Any) -> None:
 
 
 # -- the queue -----------------------------------------------------------------------------------------
+
 
 def test_queue_hands_out_by_priority_then_arrival(store: Any) -> None:
     priorities = [5, 1, 5, 2, 1, 3, 5, 2]
@@ -512,18 +559,17 @@ def test_queue_stats(store: Any, settings: Settings) -> None:
 
 # -- list_processes ------------------------------------------------------------------------------------
 
+
 def _fleet() -> list[dict[str, Any]]:
     return [
-        event(event_type="STARTED", offset=-100, process_id="run-etl", process_type="ETL",
-              package_name="PKG_A"),
-        event(event_type="STARTED", offset=-99, process_id="done-batch", process_type="BATCH",
-              package_name="PKG_B"),
+        event(event_type="STARTED", offset=-100, process_id="run-etl", process_type="ETL", package_name="PKG_A"),
+        event(event_type="STARTED", offset=-99, process_id="done-batch", process_type="BATCH", package_name="PKG_B"),
         event(event_type="COMPLETED", offset=-95, process_id="done-batch"),
-        event(event_type="STARTED", offset=-98, process_id="fail-etl", process_type="ETL",
-              package_name="PKG_B"),
+        event(event_type="STARTED", offset=-98, process_id="fail-etl", process_type="ETL", package_name="PKG_B"),
         event(event_type="ERROR", offset=-94, process_id="fail-etl"),
-        event(event_type="STARTED", offset=-97, process_id="cancel-report", process_type="REPORT",
-              package_name="PKG_A"),
+        event(
+            event_type="STARTED", offset=-97, process_id="cancel-report", process_type="REPORT", package_name="PKG_A"
+        ),
         event(event_type="CANCELLED", offset=-93, process_id="cancel-report"),
     ]
 
@@ -535,7 +581,10 @@ def _ids(docs: list[Any]) -> list[str]:
 def test_list_processes_newest_first_and_filters(store: Any, ingest: Any) -> None:
     ingest(_fleet())
     assert _ids(store.list_processes("acme", ProcessQuery())) == [
-        "cancel-report", "fail-etl", "done-batch", "run-etl",
+        "cancel-report",
+        "fail-etl",
+        "done-batch",
+        "run-etl",
     ]
     q = store.list_processes
     assert _ids(q("acme", ProcessQuery(statuses=("COMPLETED", "FAILED")))) == ["fail-etl", "done-batch"]
@@ -554,10 +603,12 @@ def test_list_processes_updated_since(store: Any, ingest: Any) -> None:
     time.sleep(0.002)
     mark = now_us()
     time.sleep(0.002)
-    ingest([
-        event(event_type="HEARTBEAT", offset=3600, process_id="run-etl"),
-        event(event_type="STARTED", offset=3601, process_id="late"),
-    ])
+    ingest(
+        [
+            event(event_type="HEARTBEAT", offset=3600, process_id="run-etl"),
+            event(event_type="STARTED", offset=3601, process_id="late"),
+        ]
+    )
     assert _ids(store.list_processes("acme", ProcessQuery(updated_since=mark))) == ["late", "run-etl"]
     assert len(store.list_processes("acme", ProcessQuery(updated_since=0))) == 5
 
@@ -570,9 +621,7 @@ def test_list_processes_keyset_pagination(store: Any, ingest: Any) -> None:
     events = [event(process_id=pid, offset=-(index // 3)) for index, pid in enumerate(pids)]
     rnd.shuffle(events)
     ingest(events)
-    expected = sorted(
-        ((us(-(index // 3)), pid) for index, pid in enumerate(pids)), key=lambda key: (-key[0], key[1])
-    )
+    expected = sorted(((us(-(index // 3)), pid) for index, pid in enumerate(pids)), key=lambda key: (-key[0], key[1]))
     seen: list[tuple[int, str]] = []
     after = None
     pages = 0
@@ -593,11 +642,11 @@ def test_list_processes_keyset_pagination(store: Any, ingest: Any) -> None:
 
 # -- logs ----------------------------------------------------------------------------------------------
 
+
 def _log_stream() -> list[dict[str, Any]]:
     rnd = random.Random(3)
     events = [
-        event(event_type="LOG", offset=index // 2, level=LEVELS[index % len(LEVELS)],
-              message=f"line {index:02d}")
+        event(event_type="LOG", offset=index // 2, level=LEVELS[index % len(LEVELS)], message=f"line {index:02d}")
         for index in range(30)
     ]
     rnd.shuffle(events)
@@ -650,13 +699,23 @@ def test_list_logs_keyset_pagination(store: Any, ingest: Any) -> None:
 
 
 def test_log_entry_fields(store: Any, ingest: Any) -> None:
-    ingest([
-        event(event_type="LOG", offset=1, level="ERROR", message="disk full",
-              details={"free": 0, "dev": "sda"}, component="writer", correlation_id="corr-9",
-              trace_id="0123456789ABCDEF0123456789abcdef",
-              span_id="00f067aa0ba902b7", duration_us=1234),
-        event(event_type="LOG", offset=2, level="TRACE", message="bare"),
-    ])
+    ingest(
+        [
+            event(
+                event_type="LOG",
+                offset=1,
+                level="ERROR",
+                message="disk full",
+                details={"free": 0, "dev": "sda"},
+                component="writer",
+                correlation_id="corr-9",
+                trace_id="0123456789ABCDEF0123456789abcdef",
+                span_id="00f067aa0ba902b7",
+                duration_us=1234,
+            ),
+            event(event_type="LOG", offset=2, level="TRACE", message="bare"),
+        ]
+    )
     full, bare = all_logs(store)
     assert (full.timestamp, full.level, full.message) == (at(1), "ERROR", "disk full")
     assert decode_json(full.details) == {"free": 0, "dev": "sda"}
@@ -665,7 +724,12 @@ def test_log_entry_fields(store: Any, ingest: Any) -> None:
     assert full.trace_id.lower() == "0123456789abcdef0123456789abcdef"
     assert full.span_id == "00f067aa0ba902b7"
     assert (bare.level, bare.message, bare.details, bare.component, bare.trace_id, bare.duration_us) == (
-        "TRACE", "bare", None, None, None, None,
+        "TRACE",
+        "bare",
+        None,
+        None,
+        None,
+        None,
     )
 
 
@@ -678,8 +742,12 @@ def test_logs_after_seq(store: Any, ingest: Any) -> None:
     assert set(seqs) == {entry.seq for entry in all_logs(store)}
     assert [e.seq for e in store.logs_after("acme", "proc-1", seqs[9], 5)] == seqs[10:15]
     assert store.logs_after("acme", "proc-1", seqs[-1], 1000) == []
-    ingest([event(event_type="LOG", offset=-500, message="new but old"),
-            event(event_type="LOG", offset=500, message="new and late")])
+    ingest(
+        [
+            event(event_type="LOG", offset=-500, message="new but old"),
+            event(event_type="LOG", offset=500, message="new and late"),
+        ]
+    )
     tail = store.logs_after("acme", "proc-1", seqs[-1], 1000)
     assert {entry.message for entry in tail} == {"new but old", "new and late"}
     assert all(entry.seq > seqs[-1] for entry in tail)
@@ -701,16 +769,19 @@ def test_logs_after_a_purged_seq_still_sees_newer_logs(store: Any, ingest: Any) 
 
 # -- housekeeping --------------------------------------------------------------------------------------
 
+
 def test_mark_stalled(store: Any, ingest: Any) -> None:
     before = now_us()
-    ingest([
-        event(event_type="STARTED", offset=-100, process_id="busy"),
-        event(event_type="PROGRESS", offset=-50, process_id="busy", percent=50),
-        event(event_type="STARTED", offset=-100, process_id="done"),
-        event(event_type="COMPLETED", offset=-90, process_id="done"),
-        event(event_type="ERROR", offset=-90, process_id="failed"),
-        event(event_type="CANCELLED", offset=-90, process_id="cancelled"),
-    ])
+    ingest(
+        [
+            event(event_type="STARTED", offset=-100, process_id="busy"),
+            event(event_type="PROGRESS", offset=-50, process_id="busy", percent=50),
+            event(event_type="STARTED", offset=-100, process_id="done"),
+            event(event_type="COMPLETED", offset=-90, process_id="done"),
+            event(event_type="ERROR", offset=-90, process_id="failed"),
+            event(event_type="CANCELLED", offset=-90, process_id="cancelled"),
+        ]
+    )
     # everything was received after ``before``: nothing is idle since then
     assert store.mark_stalled(before, now_us()) == 0
     assert status_of(store, "busy").status == "RUNNING"

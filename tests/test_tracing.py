@@ -68,6 +68,7 @@ def traceparent(trace_id: str, span_id: str) -> str:
 
 # -- in this process: one provider for the module -------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def exporter() -> Iterator[InMemorySpanExporter]:
     memory = InMemorySpanExporter()
@@ -174,7 +175,8 @@ def test_server_span_without_traceparent_starts_a_trace(app_client: InProcess, s
 def test_server_span_per_request_of_an_event_post(app_client: InProcess, spans: InMemorySpanExporter) -> None:
     trace_id, parent_id = new_trace()
     answer = app_client.client.post(
-        "/events", json=[event("STARTED", unique("p"))],
+        "/events",
+        json=[event("STARTED", unique("p"))],
         headers={"Authorization": f"Bearer {app_client.token}", "traceparent": traceparent(trace_id, parent_id)},
     )
     assert answer.status_code == 202, answer.text
@@ -188,9 +190,8 @@ def test_server_span_per_request_of_an_event_post(app_client: InProcess, spans: 
 
 # -- the ingest batch span -----------------------------------------------------------------------------
 
-def test_ingest_batch_span_links_to_producer_traces(
-    spans: InMemorySpanExporter, tmp_path: Path
-) -> None:
+
+def test_ingest_batch_span_links_to_producer_traces(spans: InMemorySpanExporter, tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data")
     store = SqliteStore(settings.sqlite_path)
     store.migrate()
@@ -221,8 +222,12 @@ def test_ingest_batch_span_links_to_producer_traces(
         for link in batch.links:
             links[(link.context.trace_id, link.context.span_id)] = dict(link.attributes or {})
         # The commit is a database client span below the batch span.
-        commits = finished(spans, lambda span, b=batch: span.name == "commit_batch" and span.parent is not None
-                           and span.parent.span_id == b.context.span_id)
+        commits = finished(
+            spans,
+            lambda span, b=batch: (
+                span.name == "commit_batch" and span.parent is not None and span.parent.span_id == b.context.span_id
+            ),
+        )
         assert len(commits) == 1, [(span.name, span.parent) for span in spans.get_finished_spans()]
         assert commits[0].kind == SpanKind.CLIENT
         assert commits[0].context.trace_id == batch.context.trace_id
@@ -237,22 +242,23 @@ def test_ingest_batch_span_links_to_producer_traces(
     assert all(batch.context.trace_id not in (int(trace_a, 16), int(trace_b, 16)) for batch in batches)
 
 
-def test_ingest_batch_span_counts_dead_letters_and_caps_links(
-    spans: InMemorySpanExporter, tmp_path: Path
-) -> None:
+def test_ingest_batch_span_counts_dead_letters_and_caps_links(spans: InMemorySpanExporter, tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data", SENTINEL_BATCH_SIZE="1000")
     store = SqliteStore(settings.sqlite_path)
     store.migrate()
     shared_trace, shared_span = new_trace()
     try:
         items: list[Any] = [
-            queue_event(event_type="LOG", process_id="many", trace_id=secrets.token_hex(16),
-                        span_id=secrets.token_hex(8))
+            queue_event(
+                event_type="LOG", process_id="many", trace_id=secrets.token_hex(16), span_id=secrets.token_hex(8)
+            )
             for _ in range(tracing.MAX_LINKS + 10)
         ]
         # The same producer span named twice is one link.
-        items += [queue_event(event_type="LOG", process_id="same", trace_id=shared_trace, span_id=shared_span)
-                  for _ in range(2)]
+        items += [
+            queue_event(event_type="LOG", process_id="same", trace_id=shared_trace, span_id=shared_span)
+            for _ in range(2)
+        ]
         items.append(b"{not json")
         enqueue(store, items)
         run_worker_until_idle(store, settings)
@@ -274,6 +280,7 @@ def test_ingest_batch_span_counts_dead_letters_and_caps_links(
 
 
 # -- tracing_requested --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("env", "expected"),
@@ -297,8 +304,12 @@ def test_tracing_requested(env: dict[str, str], expected: bool) -> None:
 
 
 def test_tracing_requested_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
-                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    for name in (
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     assert tracing.tracing_requested() is False
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
@@ -308,6 +319,7 @@ def test_tracing_requested_reads_the_process_environment(monkeypatch: pytest.Mon
 
 
 # -- end to end over OTLP/HTTP ------------------------------------------------------------------------
+
 
 @dataclass
 class ReceivedSpan:
@@ -343,16 +355,18 @@ class OtlpReceiver:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    found.append(ReceivedSpan(
-                        service=resource.get("service.name"),
-                        name=span.name,
-                        kind=span.kind,
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
-                        parent_span_id=span.parent_span_id.hex(),
-                        attributes={a.key: _value(a.value) for a in span.attributes},
-                        links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
-                    ))
+                    found.append(
+                        ReceivedSpan(
+                            service=resource.get("service.name"),
+                            name=span.name,
+                            kind=span.kind,
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_span_id=span.parent_span_id.hex(),
+                            attributes={a.key: _value(a.value) for a in span.attributes},
+                            links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+                        )
+                    )
         with self.lock:
             self.requests += 1
             self.spans.extend(found)
@@ -425,13 +439,18 @@ def test_spans_exported_over_otlp_http_by_a_real_server(tmp_path: Path) -> None:
     event_trace, event_span = new_trace()
     process_id = unique("otlp")
     with otlp_receiver() as (receiver, endpoint):
-        api = ApiServer(tmp_path / "data", dev=True, workers=2, env={
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
-            "OTEL_SERVICE_NAME": "sentinel-test",
-        })
+        api = ApiServer(
+            tmp_path / "data",
+            dev=True,
+            workers=2,
+            env={
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_BSP_SCHEDULE_DELAY": "200",
+                "OTEL_SERVICE_NAME": "sentinel-test",
+            },
+        )
         # The server's processes run ``python -m sentinel``: start them where no ``sentinel`` folder lies.
         with contextlib.chdir(tmp_path):
             api.start()
@@ -442,8 +461,9 @@ def test_spans_exported_over_otlp_http_by_a_real_server(tmp_path: Path) -> None:
                 raise
         try:
             with api.client(token) as http:
-                answer = http.get(f"/status/{process_id}",
-                                  headers={"traceparent": traceparent(request_trace, request_parent)})
+                answer = http.get(
+                    f"/status/{process_id}", headers={"traceparent": traceparent(request_trace, request_parent)}
+                )
                 assert answer.status_code == 404, answer.text
                 log = event("LOG", process_id, trace_id=event_trace, span_id=event_span)
                 answer = http.post("/events", json=[event("STARTED", process_id), log])
@@ -460,7 +480,8 @@ def test_spans_exported_over_otlp_http_by_a_real_server(tmp_path: Path) -> None:
         def exported() -> list[ReceivedSpan] | None:
             spans = receiver.snapshot()
             ok = spans_named(spans, lambda s: s.trace_id == request_trace and s.kind == 2) and spans_named(
-                spans, lambda s: s.name == "ingest.batch" and (event_trace, event_span) in s.links)
+                spans, lambda s: s.name == "ingest.batch" and (event_trace, event_span) in s.links
+            )
             return spans if ok else None
 
         try:
@@ -510,8 +531,9 @@ def test_tracing_stays_off_without_an_exporter(tmp_path: Path) -> None:
         "assert tracing.event_links([]) == []\n"
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -528,8 +550,9 @@ def test_console_exporter_with_default_service_name_and_version(tmp_path: Path) 
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
     env.update(OTEL_TRACES_EXPORTER="console", OTEL_RESOURCE_ATTRIBUTES="deployment.environment=test")
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     span = json.loads(done.stdout)
     assert span["name"] == "probe"

@@ -165,8 +165,7 @@ def check_wheel_contents(wheel: Path) -> None:
     if not compiled:
         listing = "\n      ".join(str(path) for path in core) or "(nothing under sentinel/_core/)"
         raise CheckFailed(
-            "NO COMPILED EXTENSION MODULES in the wheel: expected sentinel/_core/*.so, found:\n      "
-            + listing
+            "NO COMPILED EXTENSION MODULES in the wheel: expected sentinel/_core/*.so, found:\n      " + listing
         )
     for path in compiled:
         ok(f"compiled module {path}")
