@@ -26,13 +26,17 @@ from typing import Any
 import httpx
 import pytest
 from apiserver import ApiServer, event, unique, wait_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jwks_server import JwksServer, SigningKey
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import Counter as PromCounter
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 import sentinel
+from sentinel.telemetry.metrics import HttpRecorder
 
 pytestmark = pytest.mark.slow
 
@@ -570,3 +574,73 @@ def test_serve_creates_a_missing_multiprocess_dir(tmp_path: Path) -> None:
         api.kill()
         raise
     api.stop()
+
+
+# -- HTTP requests counted in bulk ------------------------------------------------------------------------
+
+BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def _http_metrics() -> tuple[CollectorRegistry, PromCounter, Histogram]:
+    registry = CollectorRegistry()
+    requests = PromCounter("t_http_requests", "requests", ["route", "method", "status"], registry=registry)
+    durations = Histogram("t_http_seconds", "durations", ["route", "method"], buckets=BOUNDS, registry=registry)
+    return registry, requests, durations
+
+
+def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+
+
+requests_seen = st.lists(
+    st.tuples(
+        st.sampled_from(["/status/{process_id}", "/processes", "unmatched"]),
+        st.sampled_from(["GET", "POST"]),
+        st.sampled_from([200, 202, 404, 500]),
+        st.one_of(st.sampled_from([0.0, *BOUNDS, 3.0]), st.floats(0, 5, allow_nan=False)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(requests_seen, st.integers(0, 60))
+def test_bulk_flush_equals_counting_each_request(seen: list[tuple[str, str, int, float]], flush_at: int) -> None:
+    """``HttpRecorder`` folds requests into the counter and histogram in bulk: after a flush the exposition
+    must be exactly what an increment and an ``observe`` per request give, bucket edges included."""
+    expected, requests, durations = _http_metrics()
+    for route, method, status, seconds in seen:
+        requests.labels(route, method, str(status)).inc()
+        durations.labels(route, method).observe(seconds)
+
+    actual, requests, durations = _http_metrics()
+    recorder = HttpRecorder(requests, durations)
+    for i, (route, method, status, seconds) in enumerate(seen):
+        if i == flush_at:
+            recorder.flush()  # flushes in the middle add up with later ones
+        recorder.record(route, method, status, seconds)
+    recorder.flush()
+    recorder.flush()  # nothing pending: changes nothing
+
+    got, want = _samples(actual), _samples(expected)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_requests_are_held_until_a_flush() -> None:
+    registry, requests, durations = _http_metrics()
+    recorder = HttpRecorder(requests, durations)
+    recorder.record("/processes", "GET", 200, 0.003)
+    assert not any(name.startswith("t_http_requests_total") for name, _ in _samples(registry))
+    recorder.flush()
+    samples = _samples(registry)
+    route = (("method", "GET"), ("route", "/processes"))
+    assert samples[("t_http_requests_total", (*route, ("status", "200")))] == 1
+    assert samples[("t_http_seconds_bucket", (("le", "0.005"), *route))] == 1  # cumulative: 0.003 <= 0.005
+    assert samples[("t_http_seconds_bucket", (("le", "0.0025"), *route))] == 0

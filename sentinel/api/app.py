@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,9 +54,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         metrics.record_build_info()
         await verifier.start()
         await runtime.producer.start()
+        flusher = asyncio.create_task(metrics.HTTP.flush_periodically(), name="http-metrics-flush")
         try:
             yield
         finally:
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
             await runtime.producer.close()
             await verifier.close()
             store.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -12,10 +11,7 @@ from sentinel.telemetry import metrics
 
 
 def metrics_middleware(app: ASGIApp) -> ASGIApp:
-    # The labelled children, looked up once per (route, method, status): ``labels()`` validates and
-    # locks on every call, which would cost more than a status read.
-    counters: dict[tuple[str, str, int], Any] = {}
-    timers: dict[tuple[str, str], Any] = {}
+    record = metrics.HTTP.record
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -33,16 +29,7 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_wrapper)
         finally:
-            route: str = scope.get("path_template") or "unmatched"
-            method: str = scope.get("method", "GET")
-            counter = counters.get((route, method, status))
-            if counter is None:
-                counter = counters[(route, method, status)] = metrics.HTTP_REQUESTS.labels(route, method, str(status))
-            timer = timers.get((route, method))
-            if timer is None:
-                timer = timers[(route, method)] = metrics.HTTP_DURATION.labels(route, method)
-            counter.inc()
-            timer.observe(time.perf_counter() - started)
+            record(scope.get("path_template") or "unmatched", scope["method"], status, time.perf_counter() - started)
 
     return middleware
 
