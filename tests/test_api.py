@@ -493,6 +493,23 @@ def test_unknown_process_is_404_problem(caller: Caller) -> None:
     assert_problem(caller.http.get(f"/logs/{unique('nothing')}"), 404)
 
 
+def test_status_route_answers_other_paths_and_methods_like_any_route(caller: Caller) -> None:
+    """GET /status is an ASGI handler mounted at /status, and a mount takes every method and every path
+    that starts with its name: those must get the answers an ordinary route gives."""
+    http = caller.http
+    assert_problem(http.get("/status"), 404)
+    assert_problem(http.get("/statusx/abc"), 404)
+    assert_problem(http.get("/status/"), 404, "not_found")
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        refused = assert_problem(http.request(method, "/status/abc"), 405)
+        assert refused["status"] == 405
+        assert http.request(method, "/status/abc").headers["allow"] == "GET, OPTIONS"
+    options = http.options("/status/abc")
+    assert options.status_code == 204, options.text
+    assert options.headers["allow"] == "GET, OPTIONS"
+    assert options.content == b""
+
+
 # -- /processes ---------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from sentinel.api.controllers.logs import LogController
 from sentinel.api.controllers.processes import ProcessController
 from sentinel.api.cursors import CursorCodec
 from sentinel.api.middleware import metrics_middleware, tracing_middleware
-from sentinel.api.openapi import RawJsonObjectPlugin
+from sentinel.api.openapi import RawJsonObjectPlugin, document_status_route
 from sentinel.api.problems import EXCEPTION_HANDLERS
 from sentinel.api.runtime import Runtime
 from sentinel.config import Settings, load_settings, require_identity_provider
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+    document_status_route(app)
     app.state.runtime = runtime
     app.state.principals = runtime.principals
     return app

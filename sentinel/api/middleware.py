@@ -47,8 +47,7 @@ def tracing_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         carrier = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-        method = scope.get("method", "GET")
-        route = scope.get("path_template") or "unmatched"
+        method = scope["method"]
         status = 500
 
         async def send_wrapper(message: Message) -> None:
@@ -58,14 +57,19 @@ def tracing_middleware(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         with tracer.start_as_current_span(
-            f"{method} {route}",
+            method,
             context=propagate.extract(carrier),
             kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "http.route": route, "url.path": scope.get("path", "")},
+            attributes={"http.request.method": method, "url.path": scope["path"]},
         ) as span:
             try:
                 await app(scope, receive, send_wrapper)
             finally:
+                # Named once the handler has run: the ASGI handler of GET /status sets its route template
+                # itself (a mount leaves it empty), after this middleware has started.
+                route = scope.get("path_template") or "unmatched"
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))

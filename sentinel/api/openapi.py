@@ -6,8 +6,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from litestar import Litestar
+from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    PathItem,
+    Reference,
+    RequestBody,
+    Schema,
+)
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
@@ -27,23 +39,69 @@ class RawJsonObjectPlugin(OpenAPISchemaPlugin):
         return Schema(type=OpenAPIType.OBJECT, description="a JSON object", additional_properties=True)
 
 
+PROBLEM_TEXT = {
+    400: "malformed request (bad filter, cursor or body)",
+    401: "missing or invalid bearer token",
+    403: "token lacks the tenant claim or the role, or names another tenant",
+    404: "no such process for this tenant",
+    413: "body or event count over the limit",
+    415: "body is not application/json",
+    422: "some events are invalid; nothing was queued",
+    503: "not accepting events right now",
+}
+
+
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
     """The problem+json answers a route can give, for its OpenAPI entry."""
-    text = {
-        400: "malformed request (bad filter, cursor or body)",
-        401: "missing or invalid bearer token",
-        403: "token lacks the tenant claim or the role, or names another tenant",
-        404: "no such process for this tenant",
-        413: "body or event count over the limit",
-        415: "body is not application/json",
-        422: "some events are invalid; nothing was queued",
-        503: "not accepting events right now",
-    }
     return {
         status: ResponseSpec(
-            Problem, description=text[status], media_type="application/problem+json", generate_examples=False
+            Problem, description=PROBLEM_TEXT[status], media_type="application/problem+json", generate_examples=False
         )
         for status in statuses
+    }
+
+
+def document_status_route(app: Litestar) -> None:
+    """Adds ``GET /status/{process_id}`` to the app's OpenAPI document. It is served by an ASGI handler
+    (see ``ProcessController.status``), which Litestar leaves out of the document; its body is the
+    ``ProcessStatus`` schema that ``GET /processes`` already puts in the components."""
+    document = app.openapi_schema
+    schemas = document.components.schemas or {}
+    missing = {"ProcessStatus", "Problem"} - set(schemas)
+    if missing:
+        raise RuntimeError(f"OpenAPI components lack {sorted(missing)}: GET /status cannot be documented")
+
+    def answer(description: str, media_type: str, schema: str) -> OpenAPIResponse:
+        return OpenAPIResponse(
+            description=description,
+            content={media_type: OpenAPIMediaType(schema=Reference(f"#/components/schemas/{schema}"))},
+        )
+
+    document.paths = {
+        **(document.paths or {}),
+        "/status/{process_id}": PathItem(
+            get=Operation(
+                tags=["processes"],
+                summary="The status document of one process",
+                description="A process id may hold '/' (send it as is or as %2F).",
+                operation_id="StatusProcessIdStatus",
+                parameters=[
+                    Parameter(
+                        name="process_id",
+                        param_in=ParamType.PATH,
+                        required=True,
+                        schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=100),
+                    )
+                ],
+                responses={
+                    "200": answer("the status document", "application/json", "ProcessStatus"),
+                    **{
+                        str(status): answer(PROBLEM_TEXT[status], "application/problem+json", "Problem")
+                        for status in (401, 403, 404)
+                    },
+                },
+            )
+        ),
     }
 
 
