@@ -24,7 +24,8 @@ def from_us(us: int) -> datetime: ...
 @overload
 def from_us(us: int | None) -> datetime | None: ...
 def from_us(us: int | None) -> datetime | None:
-    return None if us is None else _EPOCH + timedelta(microseconds=us)
+    # Positional timedelta arguments: the keyword form is parsed on every call, and status reads make three.
+    return None if us is None else _EPOCH + timedelta(0, 0, us)
 
 
 def to_us(moment: datetime) -> int:

@@ -107,6 +107,7 @@ DELETE_MESSAGES: Final = "DELETE FROM queue WHERE msg_id IN (SELECT value FROM j
 ENQUEUE: Final = "INSERT INTO queue (priority, enqueued_at, payload) VALUES (?, ?, ?)"
 
 _SELECT_PROCESS = f"SELECT {', '.join(PROCESS_COLUMNS)} FROM processes"
+_GET_STATUS = f"{_SELECT_PROCESS} WHERE tenant_id = ? AND process_id = ?"
 _SELECT_LOG = f"SELECT {', '.join(LOG_ENTRY_COLUMNS)} FROM logs"
 
 
@@ -339,8 +340,11 @@ class SqliteStore:
 
     # readers -------------------------------------------------------------------------------
     def get_status(self, tenant_id: str, process_id: str) -> ProcessStatus | None:
-        rows = self._read(f"{_SELECT_PROCESS} WHERE tenant_id = ? AND process_id = ?", (tenant_id, process_id))
-        return status_from_row(rows[0]) if rows else None
+        try:
+            row = self._conn().execute(_GET_STATUS, (tenant_id, process_id)).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: {exc}") from exc
+        return None if row is None else status_from_row(row)
 
     def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]:
         where = ["tenant_id = ?"]
