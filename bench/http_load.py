@@ -4,8 +4,10 @@ One run prepares an embedded database with realistic data, then drives, on each 
 both at once), ``GET /status/{id}`` (random ids), ``GET /processes`` and ``POST /events`` (100 events a
 request, every event new) with wrk at a fixed connection count, and prints requests/s, p50 and p99
 latency for each, and Sentinel/baseline ratios. Each server gets its own copy of the same database.
+The measurement is repeated in rounds, each on freshly started servers; the summary gives medians and
+the worst p99, so one lucky (or unlucky) round cannot decide the result.
 
-    python bench/http_load.py [--connections 64] [--duration 10] [--workers 2] [--processes 2000]
+    python bench/http_load.py [--connections 64] [--duration 10] [--workers 2] [--processes 2000] [--rounds 3]
 
 Needs wrk (Debian package ``wrk``). Everything listens on 127.0.0.1 only and stops by itself.
 """
@@ -18,6 +20,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,11 +34,21 @@ from cryptography.hazmat.primitives import serialization
 REPO = Path(__file__).resolve().parent.parent
 
 STATUS_LUA = """
-local ids = {}
-for line in io.lines("%(ids)s") do ids[#ids + 1] = line end
-wrk.headers["Authorization"] = "Bearer %(token)s"
+-- A pool of requests for random ids, built once per thread: formatting a request on every call would
+-- make the load generator, which shares the machine's two cores, the busiest process.
+local pool = {}
+local next_request = 0
+init = function(args)
+  local ids = {}
+  for line in io.lines("%(ids)s") do ids[#ids + 1] = line end
+  wrk.headers["Authorization"] = "Bearer %(token)s"
+  for i = 1, 4096 do
+    pool[i] = wrk.format("GET", "/status/" .. ids[math.random(#ids)])
+  end
+end
 request = function()
-  return wrk.format("GET", "/status/" .. ids[math.random(#ids)])
+  next_request = next_request %% #pool + 1
+  return pool[next_request]
 end
 """
 PLAIN_LUA = """
@@ -102,14 +115,27 @@ def sentinel(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "sentinel", *args], env=env, check=True, cwd=tempfile.gettempdir())
 
 
+def wait_drained(db_path: Path, timeout: float = 600.0) -> None:
+    """Until Sentinel's ingest has consumed the queue: the events a POST phase accepted are ingested
+    afterwards, and must not take a core from the measurement that follows."""
+    deadline = time.monotonic() + timeout
+    db = sqlite3.connect(db_path, timeout=30)
+    try:
+        while db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"queue of {db_path} not drained in {timeout}s")
+            time.sleep(0.2)
+    finally:
+        db.close()
+
+
 def prepare(data: Path, processes: int, env: dict[str, str]) -> list[str]:
     sentinel("migrate", env=env)
     sentinel("simulate", "-n", str(processes), "--seed", "11", "--quiet", env=env)
     ingest = subprocess.Popen([sys.executable, "-m", "sentinel", "ingest"], env=env, cwd=tempfile.gettempdir())
     db = sqlite3.connect(data / "sentinel.db")
     try:
-        while db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]:
-            time.sleep(0.2)
+        wait_drained(data / "sentinel.db")
     finally:
         ingest.terminate()
         ingest.wait()
@@ -151,6 +177,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--processes", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh server starts per endpoint (medians reported)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
@@ -179,7 +206,7 @@ def main() -> int:
         "GET /processes": ("/processes?limit=50", PLAIN_LUA % {"token": token}),
         "POST /events (100/request)": ("/events", EVENTS_LUA % {"token": token, "stamp": stamp}),
     }
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, dict[str, list[dict[str, float]]]] = {}
     servers = {
         "sentinel": (
             [
@@ -218,49 +245,61 @@ def main() -> int:
             },
         ),
     }
-    for name, (command, server_env) in servers.items():
-        port = free_port()
-        log_path = work / f"{name}.log"
-        with log_path.open("wb") as log_file:
-            proc = subprocess.Popen(
-                [*command, str(port)],
-                env=server_env,
-                cwd=REPO if name == "baseline" else work,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            try:
-                wait_ready(f"http://127.0.0.1:{port}/" + ("ready" if name == "sentinel" else "docs"), proc)
-            except RuntimeError:
-                print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
-                raise
-            for label, (path, script) in scripts.items():
-                result = run_wrk(f"http://127.0.0.1:{port}{path}", script, args.connections, args.duration)
-                results.setdefault(label, {})[name] = result
-                print(
-                    f"{name:9} {label:28} {result['rps']:9.0f} req/s  p50 {result['p50_us'] / 1000:7.2f} ms  "
-                    f"p99 {result['p99_us'] / 1000:7.2f} ms  non-2xx {result['non2xx']}  "
-                    f"socket errors {result['socket_errors']}",
-                    flush=True,
+    for round_no in range(1, args.rounds + 1):
+        # Each round starts each server afresh: how its workers happen to share the connections is part
+        # of what a round measures, so it is drawn again rather than fixed once.
+        for name, (command, server_env) in servers.items():
+            port = free_port()
+            log_path = work / f"{name}.log"
+            with log_path.open("wb") as log_file:
+                proc = subprocess.Popen(
+                    [*command, str(port)],
+                    env=server_env,
+                    cwd=REPO if name == "baseline" else work,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
                 )
-        finally:
-            proc.terminate()
             try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    print(f"\n{args.connections} connections, {args.duration}s per endpoint, {args.workers} workers each, wrk -t2")
+                try:
+                    wait_ready(f"http://127.0.0.1:{port}/" + ("ready" if name == "sentinel" else "docs"), proc)
+                except RuntimeError:
+                    print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
+                    raise
+                for label, (path, script) in scripts.items():
+                    if name == "sentinel":
+                        wait_drained(sdata / "sentinel.db")  # the baseline has no consumer: nothing to wait for
+                    result = run_wrk(f"http://127.0.0.1:{port}{path}", script, args.connections, args.duration)
+                    results.setdefault(label, {}).setdefault(name, []).append(result)
+                    print(
+                        f"round {round_no}  {name:9} {label:28} {result['rps']:9.0f} req/s  "
+                        f"p50 {result['p50_us'] / 1000:7.2f} ms  p99 {result['p99_us'] / 1000:7.2f} ms  "
+                        f"non-2xx {result['non2xx']}  socket errors {result['socket_errors']}",
+                        flush=True,
+                    )
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
     print(
-        f"{'endpoint':28} {'sentinel/baseline req/s':>24} {'sentinel p99':>13} {'baseline p99':>13} "
+        f"\n{args.connections} connections, {args.duration}s per endpoint, {args.workers} workers each, wrk -t2; "
+        f"median of {args.rounds} round(s), worst in brackets"
+    )
+    print(
+        f"{'endpoint':28} {'sentinel/baseline req/s':>24} {'sentinel p99':>22} {'baseline p99':>22} "
         f"{'events/s accepted':>18}"
     )
     for label, by in results.items():
-        s, b = by["sentinel"], by["baseline"]
-        events = f"{s['rps'] * 100:,.0f}" if label.startswith("POST") else ""
+        s_rps = statistics.median(r["rps"] for r in by["sentinel"])
+        b_rps = statistics.median(r["rps"] for r in by["baseline"])
+        s_p99 = [r["p99_us"] / 1000 for r in by["sentinel"]]
+        b_p99 = [r["p99_us"] / 1000 for r in by["baseline"]]
+        events = f"{s_rps * 100:,.0f}" if label.startswith("POST") else ""
         print(
-            f"{label:28} {s['rps'] / b['rps']:23.2f}x {s['p99_us'] / 1000:11.2f}ms {b['p99_us'] / 1000:11.2f}ms "
-            f"{events:>18}"
+            f"{label:28} {s_rps / b_rps:23.2f}x "
+            f"{statistics.median(s_p99):9.2f}ms ({max(s_p99):7.2f}ms) "
+            f"{statistics.median(b_p99):9.2f}ms ({max(b_p99):7.2f}ms) {events:>18}"
         )
     threading.Thread(target=shutil.rmtree, args=(work,), kwargs={"ignore_errors": True}).start()
     return 0
