@@ -50,6 +50,10 @@ bench: ## core (compiled vs twin) and end-to-end ingest (pipeline vs raw store) 
 bench-http: ## HTTP load: Sentinel vs the FastAPI/uvicorn baseline, tokens on
 	$(PY) bench/http_load.py
 
+.PHONY: bench-cost
+bench-cost: ## interpreter instructions per GET /status inside a worker (callgrind; needs valgrind)
+	$(PY) bench/request_cost.py
+
 .PHONY: wheel-check
 wheel-check: ## build the wheel, check it holds the compiled core, test it in a fresh venv
 	$(PY) tools/wheel_check.py

@@ -1,0 +1,132 @@
+"""Interpreter instructions one HTTP request costs inside a worker, counted by callgrind.
+
+Wall-clock figures on a shared two-core machine move by a third from one run to the next; an instruction
+count does not. This drives the ASGI app in-process (no server, no sockets: only what a Granian worker's
+Python thread runs for the request), under ``valgrind --tool=callgrind``, twice: with WARMUP requests and
+with WARMUP + N. The difference divided by N is the cost of one request, start-up excluded.
+
+    python bench/request_cost.py [--requests 2000] [--path status|processes|health]
+
+Needs valgrind (Debian package ``valgrind``). GET /status cycles through 2,000 simulated processes, so
+routing caches miss as they would under real traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from http_load import prepare
+
+WARMUP = 500
+
+
+def drive(data: Path, path: str, requests: int) -> None:
+    """Lifespan start-up, then ``requests`` GETs through the app, then exit without tear-down."""
+    from sentinel.api.app import create_app
+    from sentinel.security import DevAuthority
+
+    token = DevAuthority(data).mint("acme", roles=["sentinel-ingest"], ttl_seconds=3600).encode()
+    ids = (data / "ids.txt").read_text().split()
+    app = create_app()
+
+    async def call(target: str) -> None:
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": target,
+            "raw_path": target.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"127.0.0.1"), (b"authorization", b"Bearer " + token)],
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 8080),
+            "state": {},
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and message["status"] != 200:
+                raise SystemExit(f"{target} answered {message['status']}")
+
+        await app(scope, receive, send)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        startup: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        await startup.put({"type": "lifespan.startup"})
+        started = asyncio.Event()
+
+        async def lifespan_send(message: dict[str, Any]) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                started.set()
+
+        lifespan = asyncio.create_task(app({"type": "lifespan", "state": {}}, startup.get, lifespan_send))  # type: ignore[arg-type]
+        await started.wait()
+        for i in range(requests):
+            await call(f"/status/{ids[i % len(ids)]}" if path == "status" else f"/{path}")
+        if lifespan.done():
+            raise SystemExit(f"the app's lifespan ended during the run: {lifespan.exception()!r}")
+        os._exit(0)  # the count ends here: no tear-down, no interpreter shutdown
+
+    asyncio.run(main())
+
+
+def count(data: Path, path: str, requests: int) -> int:
+    env = {**os.environ, "SENTINEL_DATA_DIR": str(data), "SENTINEL_DEV_MODE": "1"}
+    env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sentinel-cost-metrics-")
+    command = [sys.executable, __file__, "--drive", str(data), "--path", path, "--requests", str(requests)]
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count in callgrind's output:\n{out.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--path", choices=["status", "processes", "health"], default="status")
+    parser.add_argument("--drive", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.drive is not None:
+        drive(args.drive, args.path, args.requests)
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is needed: apt-get install valgrind", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="sentinel-cost-"))
+    try:
+        data = work / "data"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "OAUTH2_", "ORACLE_"))}
+        ids = prepare(data, 2000, {**env, "SENTINEL_DATA_DIR": str(data)})
+        (data / "ids.txt").write_text("\n".join(ids) + "\n")
+        before = count(data, args.path, WARMUP)
+        after = count(data, args.path, WARMUP + args.requests)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"GET /{args.path}: {(after - before) / args.requests:,.0f} instructions a request (callgrind)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
