@@ -31,6 +31,8 @@ from apiserver import ApiServer, assert_problem, event, free_port, server_env, t
 from jwks_server import JwksServer, SigningKey
 from prometheus_client.parser import text_string_to_metric_families
 
+from sentinel.api.scope import request_target
+
 INGEST = "sentinel-ingest"
 VISIBLE = 10.0  # bound for "visible within a second under normal load", with room for a loaded CI box
 
@@ -256,6 +258,16 @@ def test_metrics_label_routes_by_template_and_count_ingest(api: ApiServer, calle
     routes = {labels["route"] for labels, _ in requests}
     assert not any(raw_id in route or "absent" in route for route in routes), routes
     assert {route for route in routes if route.startswith("/status")} == {"/status/{process_id}"}, routes
+
+    # A made-up method reaches the /status mount (405) but must not become a label of its own.
+    assert caller.http.request("BREW", f"/status/{raw_id}").status_code == 405
+
+    def other_method_counted() -> list[tuple[dict[str, str], float]] | None:
+        requests = metric_samples(api, "sentinel_http_requests_total")
+        return requests if any(labels["method"] == "_OTHER" for labels, _ in requests) else None
+
+    requests = wait_for(other_method_counted, VISIBLE, "the made-up method to be counted as _OTHER", interval=0.1)
+    assert {labels["method"] for labels, _ in requests} <= {"GET", "POST", "OPTIONS", "_OTHER"}, requests
 
     def ingested() -> float:
         return sum(
@@ -491,6 +503,24 @@ def test_process_ids_with_a_slash_are_reachable(caller: Caller, barrier: Callabl
 def test_unknown_process_is_404_problem(caller: Caller) -> None:
     assert_problem(caller.http.get(f"/status/{unique('nothing')}"), 404)
     assert_problem(caller.http.get(f"/logs/{unique('nothing')}"), 404)
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "root_path", "target"),
+    [
+        (b"/status/a%2Fb", "", b"/status/a%2Fb"),
+        (b"/status/job/?x=1&y=2", "", b"/status/job/"),  # some servers keep the query in raw_path
+        (b"/sentinel/status/a//b", "/sentinel", b"/status/a//b"),  # served under a URL prefix
+        (b"/status/x", "/other", b"/status/x"),
+    ],
+)
+def test_request_target_is_the_path_as_sent_below_the_prefix(raw_path: bytes, root_path: str, target: bytes) -> None:
+    assert request_target({"type": "http", "raw_path": raw_path, "root_path": root_path}) == target  # type: ignore[typeddict-item]
+
+
+def test_request_target_needs_the_raw_path() -> None:
+    with pytest.raises(RuntimeError, match="raw_path"):
+        request_target({"type": "http", "path": "/status/x"})  # type: ignore[typeddict-item]
 
 
 def test_status_route_answers_other_paths_and_methods_like_any_route(caller: Caller) -> None:

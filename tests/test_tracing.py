@@ -149,6 +149,7 @@ def test_server_span_continues_the_callers_trace(app_client: InProcess, spans: I
     assert attributes["http.response.status_code"] == 404
     assert attributes["http.request.method"] == "GET"
     assert attributes["http.route"] == route
+    assert attributes["url.path"] == f"/status/{process_id}"  # as sent, not as the /status mount rewrote it
     assert server.status.status_code != StatusCode.ERROR  # a 404 is the caller's, not the server's, error
 
     # The store call made for the request is a client span below the server span, in the same trace.

@@ -7,6 +7,7 @@ import time
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from sentinel.api.scope import method_label, request_target
 from sentinel.telemetry import metrics
 
 
@@ -29,7 +30,8 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_wrapper)
         finally:
-            record(scope.get("path_template") or "unmatched", scope["method"], status, time.perf_counter() - started)
+            route = scope.get("path_template") or "unmatched"
+            record(route, method_label(scope), status, time.perf_counter() - started)
 
     return middleware
 
@@ -47,7 +49,7 @@ def tracing_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         carrier = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-        method = scope["method"]
+        method = method_label(scope)
         status = 500
 
         async def send_wrapper(message: Message) -> None:
@@ -60,7 +62,7 @@ def tracing_middleware(app: ASGIApp) -> ASGIApp:
             method,
             context=propagate.extract(carrier),
             kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": scope["path"]},
+            attributes={"http.request.method": method, "url.path": request_target(scope).decode("latin-1")},
         ) as span:
             try:
                 await app(scope, receive, send_wrapper)

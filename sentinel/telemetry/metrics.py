@@ -5,6 +5,7 @@ module is imported (``sentinel serve`` sets and empties it at start)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import platform
 from bisect import bisect_left
@@ -23,6 +24,8 @@ from prometheus_client import (
 
 from sentinel import __version__, _core
 from sentinel.telemetry.multiproc import MULTIPROC_ENV
+
+log = logging.getLogger("sentinel.metrics")
 
 EVENTS_INGESTED = Counter("sentinel_events_ingested", "Events stored, by event type", ["event_type"])
 EVENTS_REJECTED = Counter("sentinel_events_rejected", "Events refused, by reason code", ["reason"])
@@ -66,8 +69,9 @@ class HttpRecorder:
     In multiprocess mode every increment takes a lock and writes a memory-mapped file: the three writes a
     request needs cost more than serving ``GET /status`` from SQLite's page cache. Requests are counted
     here in plain dicts instead and flushed every ``FLUSH_SECONDS``, before each scrape and at shutdown,
-    so a scrape sees another worker's requests at most that late. Everything runs on the worker's event
-    loop, so nothing is locked.
+    so a scrape sees another worker's requests at most that late, and a worker killed outright loses at
+    most that much. Recording and flushing both run on the worker's event loop (``/metrics`` is a
+    synchronous handler run on the loop, ``sync_to_thread=False``), so nothing is locked.
     """
 
     FLUSH_SECONDS = 0.5
@@ -107,7 +111,10 @@ class HttpRecorder:
         try:
             while True:
                 await asyncio.sleep(self.FLUSH_SECONDS)
-                self.flush()
+                try:
+                    self.flush()
+                except Exception:  # a full or vanished metrics directory must not stop later flushes
+                    log.exception("could not write the HTTP request metrics")
         finally:
             self.flush()
 

@@ -45,6 +45,7 @@ class HealthController(Controller):
         "/metrics", summary="Prometheus metrics", sync_to_thread=False, include_in_schema=True, media_type="text/plain"
     )
     def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        # On the event loop, never in a thread: the HTTP request counts it flushes are kept unlocked.
         runtime: Runtime = request.app.state.runtime
         pool = getattr(runtime.store, "pool_stats", None)
         if pool is not None:

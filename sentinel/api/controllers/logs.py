@@ -64,7 +64,7 @@ class LogController(Controller):
         follow: FromQuery[bool] = False,
     ) -> Response[LogPage]:
         runtime: Runtime = request.app.state.runtime
-        process_id = exact_process_id(request.scope, "/logs/")
+        process_id = exact_process_id(request.scope, b"/logs/")
         min_level = parse_level(level)
         since_us = parse_time("since", since)
         if await runtime.read(runtime.store.get_status, principal.tenant, process_id) is None:

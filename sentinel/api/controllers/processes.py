@@ -18,12 +18,14 @@ from sentinel.api.problems import ApiProblem
 from sentinel.api.responses import send_empty, send_json
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import ProcessPage
+from sentinel.api.scope import request_target
 from sentinel.models import STATUSES, to_us
 from sentinel.security import Principal
 from sentinel.store.base import ProcessQuery
 
 NOT_FOUND = "no such process"
 STATUS_ROUTE = "/status/{process_id}"
+STATUS_PREFIX = b"/status/"
 
 
 def parse_time(name: str, value: str | None) -> int | None:
@@ -45,11 +47,10 @@ def parse_statuses(value: str | None) -> tuple[str, ...]:
     return wanted
 
 
-def exact_process_id(scope: Scope, prefix: str) -> str:
-    """The process id exactly as sent: taken from the raw path (Granian always sends it), since routing
-    normalises slashes ('a//b', 'job/') and a process id may contain any of them."""
-    raw: bytes = scope["raw_path"]
-    tail = raw[len(prefix) :] if raw.startswith(prefix.encode()) else b""
+def exact_process_id(scope: Scope, prefix: bytes) -> str:
+    """The process id exactly as sent (it may hold '/', even 'a//b' or 'job/')."""
+    target = request_target(scope)
+    tail = target[len(prefix) :] if target.startswith(prefix) else b""
     try:
         return unquote_to_bytes(tail).decode()
     except UnicodeDecodeError:
@@ -66,7 +67,7 @@ class ProcessController(Controller):
         routes it and handles its errors, but builds no request object, parameter model or response for
         it. The OpenAPI document gets its entry from ``document_status_route``."""
         # A mount also matches '/statusx' and every method: answer those as a Litestar route would.
-        if not scope["raw_path"].startswith(b"/status/"):
+        if not request_target(scope).startswith(STATUS_PREFIX):
             raise NotFoundException()
         scope["path_template"] = STATUS_ROUTE  # a mount leaves it empty; metrics and traces label by it
         if scope["method"] != "GET":
@@ -76,7 +77,7 @@ class ProcessController(Controller):
             raise MethodNotAllowedException(headers={"Allow": "GET, OPTIONS"})
         runtime: Runtime = Litestar.from_scope(scope).state.runtime
         principal = await runtime.principals.of(scope)
-        found = await runtime.read(runtime.store.get_status, principal.tenant, exact_process_id(scope, "/status/"))
+        found = await runtime.read(runtime.store.get_status, principal.tenant, exact_process_id(scope, STATUS_PREFIX))
         if found is None:
             # The same answer for "never existed" and "another tenant's": nothing leaks either way.
             raise ApiProblem(404, NOT_FOUND, code="not_found")
