@@ -4,8 +4,9 @@ One run prepares an embedded database with realistic data, then drives, on each 
 both at once), ``GET /status/{id}`` (random ids), ``GET /processes`` and ``POST /events`` (100 events a
 request, every event new) with wrk at a fixed connection count, and prints requests/s, p50 and p99
 latency for each, and Sentinel/baseline ratios. Each server gets its own copy of the same database.
-The measurement is repeated in rounds, each on freshly started servers; the summary gives medians and
-the worst p99, so one lucky (or unlucky) round cannot decide the result.
+The measurement is repeated in rounds, each on freshly started servers over a fresh copy of the data;
+the summary gives medians and the worst p99, so one lucky (or unlucky) round cannot decide the result.
+Within a round POST /events comes last, so the ingest of what it accepts never overlaps the reads.
 
     python bench/http_load.py [--connections 64] [--duration 10] [--workers 2] [--processes 2000] [--rounds 3]
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import socket
 import sqlite3
@@ -33,12 +35,24 @@ from cryptography.hazmat.primitives import serialization
 
 REPO = Path(__file__).resolve().parent.parent
 
-STATUS_LUA = """
+# Each wrk run gets its own @SEED@ and @NONCE@ (see run_wrk): wrk never seeds Lua's generator, so without
+# them every run would draw the same ids and post the same event ids as the run before.
+THREAD_INDEX_LUA = """
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("index", threads)
+end
+"""
+STATUS_LUA = (
+    THREAD_INDEX_LUA
+    + """
 -- A pool of requests for random ids, built once per thread: formatting a request on every call would
 -- make the load generator, which shares the machine's two cores, the busiest process.
 local pool = {}
 local next_request = 0
 init = function(args)
+  math.randomseed(@SEED@ + index)
   local ids = {}
   for line in io.lines("%(ids)s") do ids[#ids + 1] = line end
   wrk.headers["Authorization"] = "Bearer %(token)s"
@@ -51,19 +65,15 @@ request = function()
   return pool[next_request]
 end
 """
+)
 PLAIN_LUA = """
 wrk.headers["Authorization"] = "Bearer %(token)s"
 """
-EVENTS_LUA = """
+EVENTS_LUA = (
+    THREAD_INDEX_LUA
+    + """
 local counter = 0
-local thread_id = 0
 local stamp = "%(stamp)s"
-setup = function(thread)
-  thread:set("tid", tostring(math.random(1, 1000000000)))
-end
-init = function(args)
-  thread_id = tid
-end
 wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer %(token)s"
 wrk.headers["Content-Type"] = "application/json"
@@ -72,13 +82,14 @@ request = function()
   local parts = {}
   for i = 1, 100 do
     parts[i] = string.format(
-      '{"event_id":"%%s-%%d-%%d","event_type":"LOG","process_id":"load-%%d","timestamp":"%%s",' ..
+      '{"event_id":"@NONCE@-%%d-%%d-%%d","event_type":"LOG","process_id":"load-%%d","timestamp":"%%s",' ..
       '"level":"INFO","message":"load test line %%d","component":"bench"}',
-      thread_id, counter, i, counter %% 500, stamp, i)
+      index, counter, i, counter %% 500, stamp, i)
   end
   return wrk.format(nil, nil, nil, "[" .. table.concat(parts, ",") .. "]")
 end
 """
+)
 REPORT_LUA = """
 done = function(summary, latency, requests)
   io.write(string.format('RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
@@ -116,8 +127,7 @@ def sentinel(*args: str, env: dict[str, str]) -> None:
 
 
 def wait_drained(db_path: Path, timeout: float = 600.0) -> None:
-    """Until Sentinel's ingest has consumed the queue: the events a POST phase accepted are ingested
-    afterwards, and must not take a core from the measurement that follows."""
+    """Until the ingest has consumed the queue."""
     deadline = time.monotonic() + timeout
     db = sqlite3.connect(db_path, timeout=30)
     try:
@@ -145,18 +155,14 @@ def prepare(data: Path, processes: int, env: dict[str, str]) -> list[str]:
     return ids
 
 
-def run_wrk(url: str, script: str, connections: int, duration: int) -> dict[str, float]:
+def wrk(url: str, script: str, connections: int, duration: int) -> str:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script + REPORT_LUA)
-    try:
-        # warm up (JIT-less, but caches, connections, token caches) then measure
-        subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", "-d2s", "-s", handle.name, url],
-            capture_output=True,
-            check=True,
-            timeout=60,
+        handle.write(
+            script.replace("@SEED@", str(secrets.randbelow(2**31))).replace("@NONCE@", secrets.token_hex(6))
+            + REPORT_LUA
         )
-        out = subprocess.run(
+    try:
+        return subprocess.run(
             ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", handle.name, url],
             capture_output=True,
             check=True,
@@ -165,6 +171,11 @@ def run_wrk(url: str, script: str, connections: int, duration: int) -> dict[str,
         ).stdout
     finally:
         os.unlink(handle.name)
+
+
+def run_wrk(url: str, script: str, connections: int, duration: int) -> dict[str, float]:
+    wrk(url, script, connections, 2)  # warm up: connections, caches, the verified-token cache
+    out = wrk(url, script, connections, duration)
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     result: dict[str, float] = json.loads(line[len("RESULT ") :])
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
@@ -184,16 +195,15 @@ def main() -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="sentinel-http-bench-"))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "OAUTH2_", "ORACLE_"))}
-    sdata, bdata = work / "sentinel-data", work / "baseline-data"
+    prepared, sdata, bdata = work / "prepared", work / "sentinel-data", work / "baseline-data"
     env = {**base_env, "SENTINEL_DATA_DIR": str(sdata)}
     print(f"preparing {args.processes} processes ...", flush=True)
-    ids = prepare(sdata, args.processes, env)
-    shutil.copytree(sdata, bdata)
+    ids = prepare(prepared, args.processes, {**env, "SENTINEL_DATA_DIR": str(prepared)})
     (work / "ids.txt").write_text("\n".join(ids) + "\n")
 
     from sentinel.security import DevAuthority
 
-    authority = DevAuthority(sdata)
+    authority = DevAuthority(prepared)  # its key is copied with the data, so the token holds every round
     token = authority.mint("acme", roles=["sentinel-ingest"], ttl_seconds=3600)
     public_pem = work / "public.pem"
     key = serialization.load_pem_private_key(authority.key_path.read_bytes(), password=None)
@@ -246,9 +256,13 @@ def main() -> int:
         ),
     }
     for round_no in range(1, args.rounds + 1):
-        # Each round starts each server afresh: how its workers happen to share the connections is part
-        # of what a round measures, so it is drawn again rather than fixed once.
+        # Each round starts each server afresh on a fresh copy of the prepared data: how its workers
+        # happen to share the connections is part of what a round measures, so it is drawn again; what
+        # earlier rounds posted (a growing log table, an ingest backlog) is not.
         for name, (command, server_env) in servers.items():
+            data = sdata if name == "sentinel" else bdata
+            shutil.rmtree(data, ignore_errors=True)
+            shutil.copytree(prepared, data)
             port = free_port()
             log_path = work / f"{name}.log"
             with log_path.open("wb") as log_file:
@@ -266,8 +280,6 @@ def main() -> int:
                     print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
                     raise
                 for label, (path, script) in scripts.items():
-                    if name == "sentinel":
-                        wait_drained(sdata / "sentinel.db")  # the baseline has no consumer: nothing to wait for
                     result = run_wrk(f"http://127.0.0.1:{port}{path}", script, args.connections, args.duration)
                     results.setdefault(label, {}).setdefault(name, []).append(result)
                     print(
