@@ -9,6 +9,7 @@ the summary gives medians and the worst p99, so one lucky (or unlucky) round can
 Within a round POST /events comes last, so the ingest of what it accepts never overlaps the reads.
 
     python bench/http_load.py [--connections 64] [--duration 10] [--workers 2] [--processes 2000] [--rounds 3]
+                              [--only status|processes|events ...]
 
 Needs wrk (Debian package ``wrk``). Everything listens on 127.0.0.1 only and stops by itself.
 """
@@ -189,6 +190,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--processes", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3, help="fresh server starts per endpoint (medians reported)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["status", "processes", "events"],
+        help="measure only these endpoints (repeatable); all three by default",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
@@ -216,6 +223,9 @@ def main() -> int:
         "GET /processes": ("/processes?limit=50", PLAIN_LUA % {"token": token}),
         "POST /events (100/request)": ("/events", EVENTS_LUA % {"token": token, "stamp": stamp}),
     }
+    if args.only:
+        wanted = {"status": "GET /status/{id}", "processes": "GET /processes", "events": "POST /events (100/request)"}
+        scripts = {label: scripts[label] for label in (wanted[name] for name in args.only)}
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     servers = {
         "sentinel": (
