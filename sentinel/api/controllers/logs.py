@@ -20,6 +20,7 @@ from sentinel.api.openapi import problems
 from sentinel.api.problems import ApiProblem
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import LogPage
+from sentinel.api.scope import request_target
 from sentinel.models import TERMINAL, LogEntry, to_us
 from sentinel.security import Principal
 from sentinel.store.base import LogQuery
@@ -64,7 +65,7 @@ class LogController(Controller):
         follow: FromQuery[bool] = False,
     ) -> Response[LogPage]:
         runtime: Runtime = request.app.state.runtime
-        process_id = exact_process_id(request.scope, b"/logs/")
+        process_id = exact_process_id(request_target(request.scope), b"/logs/")
         min_level = parse_level(level)
         since_us = parse_time("since", since)
         if await runtime.read(runtime.store.get_status, principal.tenant, process_id) is None:

@@ -9,7 +9,7 @@ from litestar import Controller, Litestar, Request, asgi, get
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.params import QueryParameter
-from litestar.types import HTTPScope, Receive, Scope, Send
+from litestar.types import HTTPScope, Receive, Send
 
 from sentinel import _core
 from sentinel.api.auth import provide_principal
@@ -47,9 +47,8 @@ def parse_statuses(value: str | None) -> tuple[str, ...]:
     return wanted
 
 
-def exact_process_id(scope: Scope, prefix: bytes) -> str:
-    """The process id exactly as sent (it may hold '/', even 'a//b' or 'job/')."""
-    target = request_target(scope)
+def exact_process_id(target: bytes, prefix: bytes) -> str:
+    """The process id exactly as sent (it may hold '/', even 'a//b' or 'job/'), from the request target."""
     tail = target[len(prefix) :] if target.startswith(prefix) else b""
     try:
         return unquote_to_bytes(tail).decode()
@@ -67,7 +66,8 @@ class ProcessController(Controller):
         routes it and handles its errors, but builds no request object, parameter model or response for
         it. The OpenAPI document gets its entry from ``document_status_route``."""
         # A mount also matches '/statusx' and every method: answer those as a Litestar route would.
-        if not request_target(scope).startswith(STATUS_PREFIX):
+        target = request_target(scope)
+        if not target.startswith(STATUS_PREFIX):
             raise NotFoundException()
         scope["path_template"] = STATUS_ROUTE  # a mount leaves it empty; metrics and traces label by it
         if scope["method"] != "GET":
@@ -77,7 +77,7 @@ class ProcessController(Controller):
             raise MethodNotAllowedException(headers={"Allow": "GET, OPTIONS"})
         runtime: Runtime = Litestar.from_scope(scope).state.runtime
         principal = await runtime.principals.of(scope)
-        found = await runtime.read(runtime.store.get_status, principal.tenant, exact_process_id(scope, STATUS_PREFIX))
+        found = await runtime.read(runtime.store.get_status, principal.tenant, exact_process_id(target, STATUS_PREFIX))
         if found is None:
             # The same answer for "never existed" and "another tenant's": nothing leaks either way.
             raise ApiProblem(404, NOT_FOUND, code="not_found")
