@@ -30,10 +30,11 @@ RUN apt-get update \
 
 WORKDIR /src
 
-# Dependency wheels first, keyed only on pyproject.toml, so source edits reuse this layer.
-COPY pyproject.toml ./
+# Dependency wheels first, keyed only on pyproject.toml and the constraints file, so source edits reuse
+# this layer. constraints.txt pins every release to the ones the test suite ran against.
+COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
- && pip wheel --wheel-dir /wheels --requirement /tmp/requirements.txt
+ && pip wheel --wheel-dir /wheels --constraint constraints.txt --requirement /tmp/requirements.txt
 
 # The project itself, with the compiled core (SENTINEL_NO_EXTENSIONS is deliberately not set).
 COPY . .

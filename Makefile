@@ -12,7 +12,21 @@ $(VENV)/bin/python:
 
 .PHONY: install
 install: $(VENV)/bin/python ## editable install with test, bench and dev tools; compiles the core
-	$(VENV)/bin/pip install -e '.[dev]'
+	$(VENV)/bin/pip install -c constraints.txt -e '.[dev]'
+
+.PHONY: lock
+lock: ## re-pin constraints.txt to the newest releases pyproject.toml's ranges allow (fresh venv)
+	rm -rf .venv-lock && python3 -m venv .venv-lock
+	.venv-lock/bin/pip install -q '.[dev]'
+	{ sed -n '1,3p' constraints.txt; .venv-lock/bin/pip freeze --exclude-editable --exclude process-sentinel | sort -f; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .venv-lock
+
+.PHONY: test-latest
+test-latest: ## the suite on both cores against the newest releases the ranges allow (no constraints)
+	rm -rf .venv-latest && python3 -m venv .venv-latest
+	.venv-latest/bin/pip install -q --upgrade -e '.[test]'
+	.venv-latest/bin/pytest -p no:cacheprovider
+	SENTINEL_NO_EXTENSIONS=1 .venv-latest/bin/pytest -p no:cacheprovider -m 'not slow'
 
 .PHONY: build
 build: ## recompile the Cython core in place after editing a .pyx

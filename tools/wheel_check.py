@@ -11,7 +11,7 @@ Steps, each of which must succeed:
    untouched; ``SENTINEL_NO_EXTENSIONS`` is removed from the environment so the Cython core is compiled;
 2. the wheel is a platform wheel and holds compiled extension modules ``sentinel/_core/*.so``, one for
    every ``.pyx`` it ships;
-3. a fresh virtual environment gets ``<wheel>[test]``;
+3. a fresh virtual environment gets ``<wheel>[test]``, pinned by the repository's ``constraints.txt``;
 4. from a scratch directory outside the source tree: ``import sentinel._core as c; assert c.COMPILED``;
 5. ``pytest <repo>/tests -m 'not slow'`` with the repository's pytest configuration, after which the
    ``sentinel`` package the tests imported must come from the virtual environment, not the source tree.
@@ -191,7 +191,8 @@ def install_wheel(wheel: Path, env_dir: Path, env: dict[str, str]) -> Path:
     python = venv_python(env_dir)
     ok(f"interpreter {python}")
     step("Installing the wheel with the test extra")
-    run([python, "-m", "pip", "install", f"{wheel}[test]"], cwd=env_dir, env=env)
+    constraints = REPO / "constraints.txt"
+    run([python, "-m", "pip", "install", "-c", str(constraints), f"{wheel}[test]"], cwd=env_dir, env=env)
     return python
 
 
