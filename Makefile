@@ -28,6 +28,17 @@ test-latest: ## the suite on both cores against the newest releases the ranges a
 	.venv-latest/bin/pytest -p no:cacheprovider
 	SENTINEL_NO_EXTENSIONS=1 .venv-latest/bin/pytest -p no:cacheprovider -m 'not slow'
 
+# The oldest python-oracledb pyproject.toml allows (its "oracledb>=" line).
+ORACLEDB_FLOOR := $(shell sed -n 's/^ *"oracledb>=\([0-9.]*\)".*/\1/p' pyproject.toml)
+
+.PHONY: test-oracle-floor
+test-oracle-floor: ## the Oracle adapter and sql/ tests on the oldest python-oracledb allowed (scratch venv)
+	rm -rf .venv-floor && python3 -m venv .venv-floor
+	sed 's/^oracledb==.*/oracledb==$(ORACLEDB_FLOOR)/' constraints.txt > .venv-floor/constraints.txt
+	.venv-floor/bin/pip install -q -c .venv-floor/constraints.txt -e '.[test]'
+	.venv-floor/bin/python -c 'import oracledb; v = oracledb.__version__; assert v == "$(ORACLEDB_FLOOR)", v; print("python-oracledb", v)'
+	.venv-floor/bin/pytest -p no:cacheprovider tests/test_oracle_adapter.py tests/test_sql_scripts.py
+
 .PHONY: build
 build: ## recompile the Cython core in place after editing a .pyx
 	$(PY) setup.py build_ext --inplace

@@ -11,10 +11,12 @@ store contract tests with ``SENTINEL_TEST_ORACLE_DSN`` for that).
 
 from __future__ import annotations
 
+import inspect
 import re
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -35,8 +37,11 @@ from sentinel.store.base import (
     StoreError,
 )
 from sentinel.store.oracle import (
+    DRIVER_FLOOR,
     OracleConsumer,
     OracleStore,
+    check_driver,
+    driver_release,
     init_session,
     open_test_store,
     plan_migration,
@@ -44,7 +49,8 @@ from sentinel.store.oracle import (
 )
 from sentinel.store.rows import PROCESS_COLUMNS
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+ROOT = Path(__file__).resolve().parents[1]
+SQL_DIR = ROOT / "sql"
 NOW = 1_750_000_000_000_000
 
 
@@ -235,6 +241,144 @@ def batch_for(payloads: list[bytes], seen: set[tuple[str, str]] | None = None) -
     return BatchBuilder().build(events, seen or set(), NOW), rejects
 
 
+# -- the driver: the installed python-oracledb has everything the adapter calls -------------------------
+
+# (owner, name, keyword arguments the adapter passes by name): every call and attribute the adapter
+# uses. The doubles below are autospecced from the same classes, so this list and the tests agree.
+DRIVER_CALLS: list[tuple[Any, str, tuple[str, ...]]] = [
+    (
+        oracledb,
+        "create_pool",
+        (
+            "dsn",
+            "user",
+            "password",
+            "config_dir",
+            "wallet_location",
+            "wallet_password",
+            "externalauth",
+            "homogeneous",
+            "min",
+            "max",
+            "increment",
+            "getmode",
+            "wait_timeout",
+            "timeout",
+            "ping_interval",
+            "session_callback",
+        ),
+    ),
+    (oracledb, "connect", ("dsn", "user", "password", "config_dir", "wallet_location", "wallet_password")),
+    (oracledb, "init_oracle_client", ("config_dir",)),
+    (oracledb, "is_thin_mode", ()),
+    (oracledb.ConnectionPool, "acquire", ()),
+    (oracledb.ConnectionPool, "release", ()),
+    (oracledb.ConnectionPool, "drop", ()),
+    (oracledb.ConnectionPool, "close", ("force",)),
+    (oracledb.Connection, "cursor", ()),
+    (oracledb.Connection, "queue", ()),
+    (oracledb.Connection, "msgproperties", ("payload", "priority")),
+    (oracledb.Connection, "commit", ()),
+    (oracledb.Connection, "rollback", ()),
+    (oracledb.Connection, "ping", ()),
+    (oracledb.Connection, "close", ()),
+    # fetch_lobs is a keyword of execute() from 3.4.0; before, it was taken as a bind (DPY-2005)
+    (oracledb.Cursor, "execute", ("fetch_lobs",)),
+    (oracledb.Cursor, "executemany", ("batcherrors",)),
+    (oracledb.Cursor, "getbatcherrors", ()),
+    (oracledb.Cursor, "setinputsizes", ()),
+    (oracledb.Cursor, "callproc", ()),
+    (oracledb.Cursor, "fetchone", ()),
+    (oracledb.Cursor, "fetchall", ()),
+    (oracledb.Cursor, "close", ()),
+    (oracledb.Queue, "deqmany", ()),
+    (oracledb.Queue, "enqmany", ()),
+    (oracledb.Queue, "enqone", ()),
+]
+DRIVER_ATTRIBUTES: list[tuple[Any, tuple[str, ...]]] = [
+    (oracledb.ConnectionPool, ("busy", "opened")),
+    (oracledb.Cursor, ("warning", "rowcount")),
+    (oracledb.Queue, ("deqoptions",)),
+    (oracledb.DeqOptions, ("mode", "visibility", "navigation", "wait")),
+    (oracledb.MessageProperties, ("msgid", "payload", "priority", "enqtime")),
+    (
+        oracledb,
+        (
+            "POOL_GETMODE_TIMEDWAIT",
+            "DEQ_REMOVE",
+            "DEQ_ON_COMMIT",
+            "DEQ_FIRST_MSG",
+            "DEQ_NO_WAIT",
+            "DB_TYPE_NUMBER",
+            "DB_TYPE_LONG",
+            "DB_TYPE_LONG_RAW",
+            "DB_TYPE_BINARY_DOUBLE",
+            "Error",
+            "DatabaseError",
+            "IntegrityError",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "keywords"),
+    DRIVER_CALLS,
+    ids=[f"{getattr(owner, '__name__', owner)}.{name}" for owner, name, _ in DRIVER_CALLS],
+)
+def test_the_installed_driver_has_every_call_the_adapter_makes(
+    owner: Any, name: str, keywords: tuple[str, ...]
+) -> None:
+    function = getattr(owner, name)
+    assert callable(function)
+    parameters = inspect.signature(function).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    for keyword in keywords:
+        parameter = parameters.get(keyword)
+        # a named parameter, never swallowed by **kwargs (that is how fetch_lobs became a bind)
+        assert parameter is not None, f"{name}() has no parameter {keyword!r} (takes **kwargs: {takes_any})"
+        assert parameter.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+@pytest.mark.parametrize(("owner", "names"), DRIVER_ATTRIBUTES, ids=lambda v: getattr(v, "__name__", None))
+def test_the_installed_driver_has_every_attribute_the_adapter_reads(owner: Any, names: tuple[str, ...]) -> None:
+    missing = [name for name in names if not hasattr(owner, name)]
+    assert not missing
+
+
+def test_driver_errors_carry_what_the_adapter_reads() -> None:
+    error = ora(3113, "end-of-file on communication channel", offset=4)
+    for name in ("code", "message", "offset", "is_session_dead"):
+        assert hasattr(error, name), name
+    assert (error.code, error.offset) == (3113, 4)
+
+
+def test_the_floor_is_declared_once_and_met() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    (line,) = [dep for dep in project["dependencies"] if dep.startswith("oracledb")]
+    assert line == f"oracledb>={DRIVER_FLOOR}"
+    assert driver_release(oracledb.__version__) >= driver_release(DRIVER_FLOOR)
+    check_driver()  # the installed one passes
+
+
+@pytest.mark.parametrize("version", ["2.5.1", "3.0.0", "3.1.0", "3.3.0"])
+def test_an_older_driver_stops_the_store_with_one_line(version: str, tmp_path: Path) -> None:
+    with mock.patch.object(oracledb, "__version__", version), pytest.raises(StoreError) as raised:
+        OracleStore(make_settings(tmp_path))
+    message = str(raised.value)
+    assert "\n" not in message
+    assert version in message
+    assert f"oracledb>={DRIVER_FLOOR}" in message
+
+
+@pytest.mark.parametrize(
+    ("version", "release"), [("3.4.0", (3, 4, 0)), ("26.1.0", (26, 1, 0)), ("4.0.0rc1", (4, 0, 0))]
+)
+def test_newer_drivers_pass(version: str, release: tuple[int, ...]) -> None:
+    assert driver_release(version) == release
+    check_driver(version)
+
+
 # -- connecting -----------------------------------------------------------------------------------------
 
 
@@ -394,9 +538,40 @@ def test_seen_claims_keys_and_reports_unique_violations(driver: Driver, store: O
 
 def test_seen_fails_on_any_other_row_error(driver: Driver, store: OracleStore) -> None:
     consumer = store.consumer()
-    driver.batch_errors[Q.INSERT_DEDUPE] = [[ora(60, "deadlock detected", 0)]]
-    with pytest.raises(StoreError, match="ORA-00060"):
+    driver.batch_errors[Q.INSERT_DEDUPE] = [[ora(1400, "cannot insert NULL", 0)]]
+    with pytest.raises(StoreError, match="ORA-01400"):
         consumer.seen([("acme", "e1")])
+
+
+def test_seen_claims_again_the_rows_that_met_a_deadlock(driver: Driver, store: OracleStore) -> None:
+    consumer = store.consumer()
+    keys = [("acme", "e1"), ("acme", "e2"), ("acme", "e3")]
+    driver.batch_errors[Q.INSERT_DEDUPE] = [
+        [ora(60, "deadlock detected while waiting for resource", 1), ora(1, "unique constraint violated", 2)],
+        [],
+    ]
+    assert consumer.seen(keys) == {("acme", "e3")}
+    first, second = driver.calls("executemany", Q.INSERT_DEDUPE)
+    assert [row[:2] for row in first.params] == keys
+    assert [row[:2] for row in second.params] == [("acme", "e2")]  # only the row the deadlock failed
+    assert not driver.calls("rollback")
+    # claimed (e1, e2) are not claimed again in this transaction
+    assert consumer.seen([("acme", "e2")]) == set()
+    assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 2
+
+
+def test_seen_runs_a_deadlocked_statement_again_then_gives_up(driver: Driver, store: OracleStore) -> None:
+    from sentinel.store.oracle import RETRY_ATTEMPTS
+
+    consumer = store.consumer()
+    deadlock = oracledb.DatabaseError(ora(60, "deadlock detected while waiting for resource"))
+    driver.fail[Q.INSERT_DEDUPE] = [deadlock]
+    assert consumer.seen([("acme", "e1")]) == set()
+    assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 2
+    driver.fail[Q.INSERT_DEDUPE] = [deadlock] * RETRY_ATTEMPTS
+    with pytest.raises(StoreError, match="ORA-00060"):
+        consumer.seen([("acme", "e9")])
+    assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 2 + RETRY_ATTEMPTS
 
 
 # -- the consumer: commit -------------------------------------------------------------------------------
@@ -433,7 +608,7 @@ def test_commit_writes_the_core_rows_and_commits_once(driver: Driver, store: Ora
     assert logs.params is batch.log_rows  # the core's rows as they are, LOG_COLUMNS order
     assert logs.kwargs == {"batcherrors": True}
     (stage,) = driver.calls("executemany", Q.INSERT_STATUS_STAGE)
-    assert stage.params is batch.status_rows
+    assert stage.params == batch.status_rows  # one process: already in key order
     assert stage.kwargs == {"batcherrors": True}
     (dead_letters,) = driver.calls("executemany", Q.INSERT_DEAD_LETTER)
     assert [row[0] for row in dead_letters.params] == ["invalid_json"]
@@ -539,6 +714,81 @@ def test_merge_is_retried_when_another_replica_inserted_the_process(driver: Driv
     assert driver.sequence()[-1] == "commit"
 
 
+def test_merge_is_retried_after_a_deadlock_and_gives_up_after_the_last_attempt(
+    driver: Driver, store: OracleStore
+) -> None:
+    from sentinel.store.oracle import RETRY_ATTEMPTS
+
+    deadlock = oracledb.DatabaseError(ora(60, "deadlock detected while waiting for resource"))
+    consumer = store.consumer()
+    for round_, failures in enumerate((RETRY_ATTEMPTS - 1, RETRY_ATTEMPTS)):
+        payloads = [event("STARTED", f"e{round_}")]
+        driver.messages = [[driver.dequeued(payloads[0], b"m1")]]
+        messages = consumer.fetch(10, 0)
+        batch, _ = batch_for(payloads)
+        driver.fail[Q.MERGE_STATUS] = [deadlock] * failures
+        merges = len(driver.calls("execute", Q.MERGE_STATUS))
+        if failures < RETRY_ATTEMPTS:
+            consumer.commit(messages, batch, [])  # the batch survives: no rollback, no retry count
+            assert driver.sequence()[-1] == "commit"
+            assert not driver.calls("rollback")
+        else:
+            with pytest.raises(StoreError, match="ORA-00060"):
+                consumer.commit(messages, batch, [])
+            assert driver.sequence()[-1] == "rollback"
+        assert len(driver.calls("execute", Q.MERGE_STATUS)) - merges == RETRY_ATTEMPTS
+
+
+def test_stage_rows_go_in_sorted_by_process_key(driver: Driver, store: OracleStore) -> None:
+    """Replicas merging overlapping processes lock them in the same order."""
+    keys = [("globex", "p2"), ("acme", "p9"), ("acme", "p10"), ("globex", "p1"), ("acme", "p1")]
+    payloads = [event("HEARTBEAT", f"e{i}", process_id=p, tenant=t) for i, (t, p) in enumerate(keys)]
+    driver.messages = [[driver.dequeued(p, b"m") for p in payloads]]
+    consumer = store.consumer()
+    messages = consumer.fetch(10, 0)
+    batch, _ = batch_for(payloads)
+    # a row refused by the stage insert is found by its offset in the rows as sent
+    driver.batch_errors[Q.INSERT_STATUS_STAGE] = [[ora(2290, "check constraint violated", 1)]]
+    outcome = consumer.commit(messages, batch, [])
+    (stage,) = driver.calls("executemany", Q.INSERT_STATUS_STAGE)
+    assert [tuple(row[:2]) for row in stage.params] == sorted(keys)
+    (dead,) = driver.calls("executemany", Q.INSERT_DEAD_LETTER)
+    assert msgspec.json.decode(dead.params[0][2])["process_id"] == "p10"  # sorted()[1]
+    assert outcome.statuses == 4
+
+
+def test_log_times_beyond_the_last_partition_are_dead_lettered(driver: Driver, store: OracleStore) -> None:
+    """Interval partitions stop at 1,048,575 per table (ORA-14300 around 4840): later log lines are
+    dead-lettered with a reason naming the limit, the rest of the batch is stored."""
+    assert Q.LOG_TS_LIMIT_US == 1_048_574 * 86_400_000_000
+    assert datetime.fromtimestamp(Q.LOG_TS_LIMIT_US // 1_000_000, UTC).year == 4840
+    payloads = [
+        event("LOG", "e1", level="INFO", message="now"),
+        event("LOG", "e2", level="INFO", message="far", timestamp="4840-11-24T00:00:00Z"),  # the first refused
+        event("LOG", "e3", level="INFO", message="just in", timestamp="4840-11-23T23:59:59.999999Z"),
+        event("LOG", "e4", level="INFO", message="end of days", timestamp="9999-12-31T23:59:59Z"),
+    ]
+    enqueued = datetime(2025, 6, 15)
+    driver.messages = [[driver.dequeued(p, f"m{i}".encode(), enqueued) for i, p in enumerate(payloads)]]
+    consumer = store.consumer()
+    messages = consumer.fetch(10, 0)
+    batch, rejects = batch_for(payloads)
+    assert not rejects  # the core accepts them all
+    outcome = consumer.commit(messages, batch, [])
+    (logs,) = driver.calls("executemany", Q.INSERT_LOGS)
+    assert [row[2] for row in logs.params] == ["e1", "e3"]
+    (dead,) = driver.calls("executemany", Q.INSERT_DEAD_LETTER)
+    assert [row[2] for row in dead.params] == [payloads[1], payloads[3]]  # the messages as queued
+    for code, reason, _, enqueued_at, _ in dead.params:
+        assert code == "bad_timestamp"
+        assert reason == (
+            "timestamp: the Oracle store keeps log lines before 4840-11-24T00:00:00Z (sentinel_logs' daily partitions)"
+        )
+        assert enqueued_at == 1_749_945_600_000_000
+    assert (outcome.logs, outcome.dead_letters, outcome.extra) == (2, 2, {"bad_timestamp": 2})
+    assert driver.sequence()[-1] == "commit"
+
+
 def test_keys_not_claimed_by_seen_are_claimed_at_commit(driver: Driver, store: OracleStore) -> None:
     payloads = [event("HEARTBEAT", "e1"), event("HEARTBEAT", "e2")]
     driver.messages = [[driver.dequeued(p, b"m") for p in payloads]]
@@ -623,6 +873,16 @@ def test_enqueue_sends_raw_messages_with_priorities_in_one_transaction(driver: D
     assert [(m.payload, m.priority) for m in sent] == [(b'{"a":1}', 1), (b'{"b":2}', 6)]
     assert driver.sequence() == ["commit"]
     driver.pool.release.assert_called_once_with(conn)
+
+
+def test_enqueue_refuses_an_oversized_payload_before_sending_anything(driver: Driver, store: OracleStore) -> None:
+    from sentinel._core._shared import MAX_EVENT_BYTES
+
+    fits = b"x" * MAX_EVENT_BYTES
+    with pytest.raises(ValueError, match=f"event 1: {MAX_EVENT_BYTES + 1} bytes"):
+        store.enqueue([fits, fits + b"x", b"{}"], [5, 5, 5])
+    assert not driver.connections  # nothing sent, no connection taken
+    assert store.enqueue([fits], [5]) == 1
 
 
 def test_enqueue_in_thick_mode_sends_one_at_a_time(driver: Driver, tmp_path: Path) -> None:
@@ -821,6 +1081,30 @@ def test_purge_drops_whole_old_days_then_deletes_the_rest(driver: Driver, store:
     drops = [c.sql for c in driver.calls("execute") if c.sql and "DROP PARTITION" in c.sql]
     assert drops == [f"ALTER TABLE sentinel_logs DROP PARTITION FOR ({20_000 * day}) UPDATE INDEXES"]
     assert driver.calls("execute", Q.PURGE_LOGS)[0].params == {"before": cutoff, "chunk": 5000}
+
+
+def test_purge_on_a_table_without_partitions_deletes_rows(driver: Driver, store: OracleStore) -> None:
+    """002 on an edition without the Partitioning option: the first DROP PARTITION says so (ORA-14501)
+    and retention is the chunked delete alone from then on."""
+    day = Q.DAY_US
+    driver.rows[Q.OLDEST_LOG] = [[(20_000 * day,)]]
+    driver.rows[Q.COUNT_LOGS_BETWEEN] = [[(40,)]]
+    driver.fail["DROP PARTITION"] = [oracledb.DatabaseError(ora(14501, "object is not partitioned"))]
+    driver.rowcounts[Q.PURGE_LOGS] = [3]
+    assert store.purge(20_005 * day, NOW) == (3, 0)
+    assert store.purge(20_005 * day, NOW) == (3, 0)
+    drops = [c for c in driver.calls("execute") if c.sql and "DROP PARTITION" in c.sql]
+    assert len(drops) == 1  # not tried again
+    assert len(driver.calls("execute", Q.OLDEST_LOG)) == 1
+    assert len(driver.calls("execute", Q.PURGE_LOGS)) == 2
+
+
+def test_queue_stats_counts_ready_and_delayed_messages() -> None:
+    """The AQ$ view names a delayed message's state WAIT (every message in its retry_delay after a
+    rolled-back batch); the backlog counts it with READY and nothing else."""
+    states = re.search(r"msg_state IN \(([^)]*)\)", Q.QUEUE_STATS)
+    assert states is not None
+    assert [s.strip().strip("'") for s in states.group(1).split(",")] == ["READY", "WAIT"]
 
 
 def test_queue_stats_reads_the_aq_view(driver: Driver, store: OracleStore) -> None:

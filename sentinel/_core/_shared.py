@@ -38,6 +38,10 @@ MAX_JSON: Final = 65_536
 MIN_YEAR: Final = 1900
 MAX_US: Final = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 MAX_DURATION_US: Final = 2**63 - 1
+# One serialized event (the canonical queue payload, UTF-8 JSON), on every path: an Oracle AQ RAW
+# message holds at most 32,767 bytes. POST /events refuses a larger event (naming its index), and
+# sentinel_pkg (sql/004, c_max_event_bytes) trims its fields to fit and marks the event as trimmed.
+MAX_EVENT_BYTES: Final = 32_767
 
 # Column order of the rows the core hands to ``executemany``; the store's SQL binds in this order.
 LOG_COLUMNS: Final = (

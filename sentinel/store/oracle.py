@@ -23,6 +23,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 import secrets
 import threading
 import time
@@ -39,6 +40,7 @@ import msgspec
 import oracledb
 
 from sentinel._core import DEDUPE_COLUMNS, LOG_COLUMNS, STATUS_COLUMNS, Batch
+from sentinel._core._shared import BAD_TIMESTAMP, MAX_EVENT_BYTES
 from sentinel.config import Settings, load_settings
 from sentinel.models import DeadLetter, LogEntry, ProcessStatus, to_us
 from sentinel.store import oracle_sql as Q
@@ -57,18 +59,25 @@ from sentinel.store.sqlscript import Statement, scan_script, script_files
 
 log = logging.getLogger(__name__)
 
+# The oldest python-oracledb with everything this adapter calls: thin-mode AQ (3.0.0) with
+# Queue.deqmany / enqmany (3.1.0; DPY-3001 before), and Cursor.execute(..., fetch_lobs=False) (3.4.0;
+# before it the keyword is taken as a bind and every read fails with DPY-2005). pyproject.toml's
+# "oracledb>=" says the same (tests/test_oracle_adapter.py checks both, and the installed driver).
+DRIVER_FLOOR: Final = "3.4.0"
 POOL_PING_INTERVAL_S: Final = 60  # ping a pooled connection idle this long before handing it out
 POOL_IDLE_TIMEOUT_S: Final = 300  # close surplus idle pooled connections after this
 POOL_WAIT_TIMEOUT_MS: Final = 10_000  # an exhausted pool fails an acquire after this, not never
 PURGE_CHUNK: Final = 5_000
 ENQUEUE_CHUNK: Final = 1_000
-MERGE_ATTEMPTS: Final = 3
+RETRY_ATTEMPTS: Final = 3  # a statement that lost a race (ORA-00001) or a deadlock (ORA-00060) runs again
 MAX_REASON: Final = 1_000  # dead-letter reasons are VARCHAR2(4000 BYTE): 1000 characters always fit
 REJECTED: Final = "db_rejected"  # dead-letter code of rows the database refused
 
 # ORA- codes
 UNIQUE_VIOLATION: Final = 1
+DEADLOCK: Final = 60
 FEATURE_NOT_ENABLED: Final = 439
+NOT_PARTITIONED: Final = 14501  # object is not partitioned (002 on an edition without Partitioning)
 # "Already exists" errors a re-run of sql/ meets; `migrate` skips the statement.
 ALREADY_EXISTS: Final = frozenset(
     {
@@ -87,6 +96,22 @@ ALREADY_EXISTS: Final = frozenset(
     }
 )
 OPTIONAL_SCRIPTS: Final = ("_vpd",)  # skipped with a note where the edition lacks the feature (ORA-00439)
+
+
+def driver_release(version: str) -> tuple[int, ...]:
+    """``"26.1.0"`` -> ``(26, 1, 0)``; a pre-release counts as its release."""
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def check_driver(version: str | None = None) -> None:
+    """Refuse a python-oracledb older than ``DRIVER_FLOOR`` with one line, before anything fails
+    half-way through a batch."""
+    version = version or oracledb.__version__
+    if driver_release(version) < driver_release(DRIVER_FLOOR):
+        raise StoreError(
+            f"oracle: python-oracledb {version} is too old; Sentinel needs {DRIVER_FLOOR} or later"
+            f" (pip install 'oracledb>={DRIVER_FLOOR}')"
+        )
 
 
 # -- the sql/ directory and its plan -----------------------------------------------------------------
@@ -227,6 +252,7 @@ class OracleStore:
         return cls(settings)
 
     def __init__(self, settings: Settings, *, sql_dir: Path | Traversable | None = None) -> None:
+        check_driver()
         self.settings = settings
         self.sql_dir = sql_dir
         self.queue_name = settings.queue_name
@@ -236,6 +262,7 @@ class OracleStore:
         self._pool: oracledb.ConnectionPool | None = None
         self._lock = threading.Lock()
         self._vpd: bool | None = None  # whether 005_sentinel_vpd.sql is installed (asked once)
+        self._partitioned = True  # sentinel_logs has daily partitions, until a DROP PARTITION says not
         self._queue_view: str | None = None
 
     # connections ----------------------------------------------------------------------------
@@ -411,6 +438,12 @@ class OracleStore:
             raise ValueError("one priority per payload")
         if not payloads:
             return 0
+        # A RAW message holds at most MAX_EVENT_BYTES, and one oversized payload would fail the whole
+        # enqmany (every request grouped into it): refuse it before anything is sent. POST /events
+        # refuses such events itself, so this is the last wall, not the first.
+        for index, payload in enumerate(payloads):
+            if len(payload) > MAX_EVENT_BYTES:
+                raise ValueError(f"event {index}: {len(payload)} bytes, more than {MAX_EVENT_BYTES}")
         with self.connection(scoped=False) as conn:
             queue = conn.queue(self.queue_name)
             for start in range(0, len(payloads), ENQUEUE_CHUNK):
@@ -445,17 +478,17 @@ class OracleStore:
 
     def purge(self, logs_before: int, dedupe_before: int) -> tuple[int, int]:
         with self.connection() as conn, conn.cursor() as cursor:
-            logs = self._drop_old_partitions(cursor, logs_before)
+            logs = self._drop_old_partitions(cursor, logs_before) if self._partitioned else 0
             logs += self._delete_chunks(conn, cursor, Q.PURGE_LOGS, logs_before)
             keys = self._delete_chunks(conn, cursor, Q.PURGE_DEDUPE, dedupe_before)
         return logs, keys
 
-    @staticmethod
-    def _drop_old_partitions(cursor: oracledb.Cursor, before: int) -> int:
+    def _drop_old_partitions(self, cursor: oracledb.Cursor, before: int) -> int:
         """Drop the daily log partitions that lie wholly before ``before``; returns the rows they held.
 
         DROP PARTITION is DDL (it commits); on a partition that is busy or cannot go, the remaining
-        rows are left to the row-by-row delete."""
+        rows are left to the row-by-row delete. A table without partitions (002 on an edition without
+        the Partitioning option) is remembered, and retention is the delete alone from then on."""
         dropped = 0
         while True:
             cursor.execute(Q.OLDEST_LOG)
@@ -472,6 +505,10 @@ class OracleStore:
             try:
                 cursor.execute(Q.DROP_LOG_PARTITION.format(day_start=int(day_start)))
             except oracledb.DatabaseError as exc:
+                if _code(exc) == NOT_PARTITIONED:
+                    self._partitioned = False
+                    log.info("oracle: sentinel_logs is not partitioned; retention deletes rows")
+                    return dropped
                 log.info(
                     "oracle: log partition of day %d not dropped (%s); deleting rows instead",
                     day_start // Q.DAY_US,
@@ -741,17 +778,33 @@ class OracleConsumer:
             return set()
         stamp = now_us()
         cursor = self._cursor(Q.INSERT_DEDUPE, _DEDUPE_SIZES)
-        try:
-            rows = [(tenant, event, stamp) for tenant, event in fresh]
-            cursor.executemany(Q.INSERT_DEDUPE, rows, batcherrors=True)
-            errors = cursor.getbatcherrors()
-        except oracledb.Error as exc:
-            raise self._failed(exc, "dedupe claim failed") from exc
         duplicates: set[tuple[str, str]] = set()
-        for error in errors:
-            if error.code != UNIQUE_VIOLATION:
-                raise StoreError(f"oracle: dedupe claim failed: {str(error.message).strip()}")
-            duplicates.add(fresh[error.offset])
+        todo = fresh
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            # Claims made by an earlier seen() of this transaction are not in this sorted run, so two
+            # replicas can still wait on each other: the database then fails one side's statement
+            # (ORA-00060, the statement alone is rolled back) and the claims are made again.
+            last = attempt == RETRY_ATTEMPTS
+            try:
+                cursor.executemany(
+                    Q.INSERT_DEDUPE, [(tenant, event, stamp) for tenant, event in todo], batcherrors=True
+                )
+                errors = cursor.getbatcherrors()
+            except oracledb.Error as exc:
+                if _code(exc) == DEADLOCK and not last:
+                    continue
+                raise self._failed(exc, "dedupe claim failed") from exc
+            again: list[tuple[str, str]] = []
+            for error in errors:
+                if error.code == UNIQUE_VIOLATION:
+                    duplicates.add(todo[error.offset])
+                elif error.code == DEADLOCK and not last:
+                    again.append(todo[error.offset])
+                else:
+                    raise StoreError(f"oracle: dedupe claim failed: {str(error.message).strip()}")
+            if not again:
+                break
+            todo = again
         self._claimed.update(key for key in fresh if key not in duplicates)
         return duplicates
 
@@ -768,22 +821,27 @@ class OracleConsumer:
                 raise DuplicateKeys(repeats)
         stamp = now_us()
         rejected: list[DeadLetterRow] = []
+        log_rows, late = _beyond_partitions(batch.log_rows, messages, stamp)
+        # Sorted by (tenant_id, process_id): replicas merging overlapping processes lock their rows
+        # in the same order, which keeps them from deadlocking (and _merge retries if they still do).
+        status_rows = sorted(batch.status_rows, key=_process_key)
         try:
             log_errors = self._write(
-                Q.INSERT_LOGS, _LOG_SIZES, batch.log_rows, messages=messages, stamp=stamp, rejected=rejected
+                Q.INSERT_LOGS, _LOG_SIZES, log_rows, messages=messages, stamp=stamp, rejected=rejected
             )
             status_errors = self._write(
                 Q.INSERT_STATUS_STAGE,
                 _STAGE_SIZES,
-                batch.status_rows,
+                status_rows,
                 messages=messages,
                 stamp=stamp,
                 rejected=rejected,
             )
-            if len(batch.status_rows) > status_errors:
+            if len(status_rows) > status_errors:
                 self._merge()
             dead = [
-                (d.code, d.reason[:MAX_REASON], d.payload, d.enqueued_at, d.dead_at) for d in (*dead_letters, *rejected)
+                (d.code, d.reason[:MAX_REASON], d.payload, d.enqueued_at, d.dead_at)
+                for d in (*dead_letters, *late, *rejected)
             ]
             if dead:
                 self._cursor(Q.INSERT_DEAD_LETTER, _DEAD_SIZES).executemany(Q.INSERT_DEAD_LETTER, dead)
@@ -797,10 +855,12 @@ class OracleConsumer:
         self._claimed.clear()
         self._pending = 0
         extra = {REJECTED: len(rejected)} if rejected else {}
+        if late:
+            extra[BAD_TIMESTAMP] = len(late)
         return CommitOutcome(
             messages=len(messages),
-            dead_letters=len(dead_letters) + len(rejected),
-            logs=len(batch.log_rows) - log_errors,
+            dead_letters=len(dead_letters) + len(late) + len(rejected),
+            logs=len(log_rows) - log_errors,
             statuses=len(batch.status_rows) - status_errors,
             extra=extra,
         )
@@ -827,24 +887,25 @@ class OracleConsumer:
         for error in errors:
             row = rows[error.offset]
             reason = f"{'sentinel_logs' if is_log else 'sentinel_processes'}: {str(error.message).strip()}"
-            message = _message_of(row, messages) if is_log else None
-            if message is not None:
-                payload, enqueued_at = message.payload, message.enqueued_at
-            else:
-                payload, enqueued_at = _row_json(LOG_COLUMNS if is_log else STATUS_COLUMNS, row), None
+            payload, enqueued_at = _origin(row, messages, LOG_COLUMNS if is_log else STATUS_COLUMNS)
             rejected.append(DeadLetterRow(REJECTED, reason[:MAX_REASON], payload, enqueued_at, stamp))
         return len(errors)
 
     def _merge(self) -> None:
+        """Run the MERGE, again if it lost a race: another replica inserted one of these processes
+        first (ORA-00001: now it is there to update), or two replicas locked overlapping processes
+        in a cycle and the database chose this statement to fail (ORA-00060: only the statement is
+        rolled back). Retrying the statement keeps the batch: a rollback would count a retry against
+        every message in it, and under contention good messages would reach the exception queue."""
         cursor = self._cursor(Q.MERGE_STATUS)
-        for attempt in range(1, MERGE_ATTEMPTS + 1):
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
             try:
                 cursor.execute(Q.MERGE_STATUS)
                 return
-            except oracledb.IntegrityError as exc:
-                # Another replica inserted one of these processes first: now it is there to update.
-                if _code(exc) != UNIQUE_VIOLATION or attempt == MERGE_ATTEMPTS:
+            except oracledb.DatabaseError as exc:
+                if _code(exc) not in (UNIQUE_VIOLATION, DEADLOCK) or attempt == RETRY_ATTEMPTS:
                     raise
+                log.info("oracle: status merge retried (attempt %d): %s", attempt + 1, _message(exc))
 
     def _end_transaction(self) -> None:
         self._claimed.clear()
@@ -869,6 +930,43 @@ class OracleConsumer:
                 cursor.close()
         self._claimed.clear()
         self._discard()
+
+
+_TS: Final = LOG_COLUMNS.index("ts")
+
+
+def _process_key(row: Sequence[Any]) -> tuple[str, str]:
+    return row[0], row[1]  # STATUS_COLUMNS: tenant_id, process_id, ...
+
+
+def _beyond_partitions(
+    rows: list[list[Any]], messages: Sequence[QueuedMessage], stamp: int
+) -> tuple[list[list[Any]], list[DeadLetterRow]]:
+    """Split off the log rows whose time no sentinel_logs partition can hold (``LOG_TS_LIMIT_US``,
+    year 4840; the database would refuse them with ORA-14300) as dead letters naming the limit."""
+    limit = Q.LOG_TS_LIMIT_US
+    if all(row[_TS] < limit for row in rows):
+        return rows, []
+    kept: list[list[Any]] = []
+    late: list[DeadLetterRow] = []
+    latest = datetime.fromtimestamp(limit // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for row in rows:
+        if row[_TS] < limit:
+            kept.append(row)
+            continue
+        reason = f"timestamp: the Oracle store keeps log lines before {latest} (sentinel_logs' daily partitions)"
+        payload, enqueued_at = _origin(row, messages, LOG_COLUMNS)
+        late.append(DeadLetterRow(BAD_TIMESTAMP, reason, payload, enqueued_at, stamp))
+    return kept, late
+
+
+def _origin(row: Sequence[Any], messages: Sequence[QueuedMessage], columns: Sequence[str]) -> tuple[bytes, int | None]:
+    """What a refused row's dead letter keeps: a log row's queue message (payload and enqueue time),
+    else (a status row folds several events) the row's columns as JSON."""
+    message = _message_of(row, messages) if columns is LOG_COLUMNS else None
+    if message is not None:
+        return message.payload, message.enqueued_at
+    return _row_json(columns, row), None
 
 
 def _message_of(row: Sequence[Any], messages: Sequence[QueuedMessage]) -> QueuedMessage | None:

@@ -14,6 +14,12 @@ from sentinel._core import LOG_COLUMNS, STATUS_COLUMNS
 from sentinel.store.rows import DEAD_LETTER_COLUMNS, LOG_ENTRY_COLUMNS, PROCESS_COLUMNS
 
 DAY_US: Final = 86_400_000_000  # the interval of the sentinel_logs partitions
+# Oracle caps a table at 1,048,575 partitions (ORA-14300 past it), and an interval partition's number
+# follows from its distance to the transition point (ts = 0): the one range partition below it plus
+# day d's partition (d + 1) must stay within the cap. So a log row's ts must be below this, which is
+# 4840-11-24T00:00:00Z; later ones are dead-lettered (the core accepts times up to 9999-12-31).
+MAX_PARTITIONS: Final = 1_048_575
+LOG_TS_LIMIT_US: Final = (MAX_PARTITIONS - 1) * DAY_US
 TABLES: Final = (
     "sentinel_processes",
     "sentinel_logs",
@@ -158,8 +164,10 @@ FIND_QUEUE: Final = (
     "SELECT owner, queue_table FROM all_queues"
     " WHERE name = :name AND owner = NVL(:owner, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA'))"
 )
+# The backlog: messages ready now and those delayed (every rolled-back message spends retry_delay in
+# WAIT, which is how the AQ$ view spells that state), not the processed or expired ones.
 QUEUE_STATS: Final = (
-    "SELECT COUNT(*), MIN(enq_timestamp) FROM {view} WHERE queue = :queue AND msg_state IN ('READY', 'WAITING')"
+    "SELECT COUNT(*), MIN(enq_timestamp) FROM {view} WHERE queue = :queue AND msg_state IN ('READY', 'WAIT')"
 )
 # Tests only: empty the queue table (queue and exception queue) and let a rolled-back message come
 # back at once (retry_delay 0; the scripts' 5 s keeps a failing batch from spinning in production).

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from sentinel import _core
+from sentinel._core._shared import MAX_EVENT_BYTES
 from sentinel.api.auth import provide_principal, require_ingest
 from sentinel.api.openapi import PostEventsOperation, problems
 from sentinel.api.problems import ApiProblem
@@ -19,6 +20,21 @@ from sentinel.security import Principal
 from sentinel.telemetry import metrics
 
 MAX_EVENTS = 10_000
+EVENT_TOO_LARGE = "event_too_large"
+
+
+def _oversized(payloads: list[bytes], errors: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
+    """``(index, code, reason)`` of every valid event whose serialized form (the queue payload) is
+    over ``MAX_EVENT_BYTES``, the one event limit of every path (an Oracle AQ RAW message)."""
+    if all(len(payload) <= MAX_EVENT_BYTES for payload in payloads):
+        return []
+    bad = {index for index, _, _ in errors}
+    indexes = [index for index in range(len(payloads) + len(errors)) if index not in bad]  # of payloads
+    return [
+        (index, EVENT_TOO_LARGE, f"event is {len(payload)} bytes serialized, more than {MAX_EVENT_BYTES}")
+        for index, payload in zip(indexes, payloads, strict=True)
+        if len(payload) > MAX_EVENT_BYTES
+    ]
 
 
 def _is_json(content_type: str) -> bool:
@@ -62,6 +78,10 @@ class EventController(Controller):
             raise ApiProblem(400, str(exc), code="bad_body") from None
         except OverflowError:
             raise ApiProblem(413, f"more than {MAX_EVENTS} events in one request", code="too_many_events") from None
+        total = len(payloads) + len(errors)
+        too_large = _oversized(payloads, errors)
+        if too_large:
+            errors = sorted([*errors, *too_large])
         if errors:
             for _, code, _ in errors:
                 metrics.EVENTS_REJECTED.labels(code).inc()
@@ -73,9 +93,17 @@ class EventController(Controller):
                     code="foreign_tenant",
                     errors=items,
                 )
+            if len(too_large) == len(errors):
+                raise ApiProblem(
+                    413,
+                    f"{len(errors)} of {total} events are larger than {MAX_EVENT_BYTES} bytes serialized;"
+                    " nothing was queued",
+                    code=EVENT_TOO_LARGE,
+                    errors=items,
+                )
             raise ApiProblem(
                 422,
-                f"{len(errors)} of {len(errors) + len(payloads)} events are invalid; nothing was queued",
+                f"{len(errors)} of {total} events are invalid; nothing was queued",
                 code="invalid_events",
                 errors=items,
             )
