@@ -64,13 +64,23 @@ CREATE INDEX sentinel_processes_recent ON sentinel_processes (tenant_id, last_se
 -- The RUNNING -> STALLED sweep.
 CREATE INDEX sentinel_processes_idle ON sentinel_processes (status, updated_at);
 
--- Log lines. seq is the identity key (storage order, the cursor of a live tail); rows are
--- partitioned by day of their event timestamp (ts, microseconds: 86,400,000,000 per day), so
--- retention drops whole partitions instead of deleting rows. Every index is LOCAL, so dropping a
--- partition never leaves an index to rebuild. The first partition holds times before 1970 only and
--- stays; the interval partitions from 1970-01-01 on are created on demand and dropped by retention.
--- sqlfluff's grammar has no interval partitioning and no USING INDEX LOCAL.
-CREATE TABLE sentinel_logs ( -- noqa: PRS
+-- Log lines. seq is the identity key (storage order, the cursor of a live tail).
+--
+-- With the Partitioning option (Enterprise Edition), rows are partitioned by day of their event
+-- timestamp (ts, microseconds: 86,400,000,000 per day), so retention drops whole partitions instead of
+-- deleting rows. Every index is LOCAL, so dropping a partition never leaves an index to rebuild. The
+-- first partition holds times before 1970 only and stays; the interval partitions from 1970-01-01 on
+-- are created on demand and dropped by retention. Oracle allows 1,048,575 partitions per table, which
+-- ends on 4840-11-24: Sentinel dead-letters log lines from then on (bad_timestamp).
+--
+-- Without it (Standard Edition 2 refuses PARTITION BY with ORA-00439) the same table and indexes are
+-- created unpartitioned and retention deletes rows in chunks; Sentinel notices by itself (ORA-14501 on
+-- its first DROP PARTITION). The block runs unchanged under SQL*Plus and `sentinel migrate --oracle`,
+-- and creates only what is missing, so it can be re-run.
+DECLARE
+    e_no_partitioning EXCEPTION;
+    PRAGMA EXCEPTION_INIT(e_no_partitioning, -439);
+    c_table CONSTANT VARCHAR2(4000) := q'[CREATE TABLE sentinel_logs (
     seq            NUMBER(19) GENERATED ALWAYS AS IDENTITY (CACHE 1000),
     tenant_id      VARCHAR2(50 CHAR)  NOT NULL,
     process_id     VARCHAR2(100 CHAR) NOT NULL,
@@ -85,18 +95,42 @@ CREATE TABLE sentinel_logs ( -- noqa: PRS
     span_id        VARCHAR2(16 CHAR),
     duration_us    NUMBER(19),
     ingested_at    NUMBER(19)         NOT NULL,
-    CONSTRAINT sentinel_logs_pk PRIMARY KEY (ts, seq) USING INDEX LOCAL,
     CONSTRAINT sentinel_logs_level_ck CHECK (log_level BETWEEN 0 AND 5),
-    CONSTRAINT sentinel_logs_details_json CHECK (details IS JSON)
-)
+    CONSTRAINT sentinel_logs_details_json CHECK (details IS JSON),
+    CONSTRAINT sentinel_logs_pk PRIMARY KEY (ts, seq)]';
+    c_partitions CONSTANT VARCHAR2(200) := q'[ USING INDEX LOCAL)
 PARTITION BY RANGE (ts) INTERVAL (86400000000)
-(PARTITION sentinel_logs_before_1970 VALUES LESS THAN (0));
+(PARTITION sentinel_logs_before_1970 VALUES LESS THAN (0))]';
+    l_count PLS_INTEGER;
+    l_local VARCHAR2(6) := ' LOCAL';
 
--- GET /logs/{id} and the live tail: one process's lines in time order.
-CREATE INDEX sentinel_logs_by_process ON sentinel_logs (tenant_id, process_id, ts, seq) LOCAL; -- noqa: PRS
-
--- Per-tenant reads across processes (recent logs of a tenant).
-CREATE INDEX sentinel_logs_by_tenant ON sentinel_logs (tenant_id, ts) LOCAL; -- noqa: PRS
+    PROCEDURE index_once(p_name IN VARCHAR2, p_columns IN VARCHAR2) IS
+    BEGIN
+        SELECT COUNT(*) INTO l_count FROM user_indexes WHERE index_name = UPPER(p_name);
+        IF l_count = 0 THEN
+            EXECUTE IMMEDIATE 'CREATE INDEX ' || p_name || ' ON sentinel_logs (' || p_columns || ')' || l_local;
+        END IF;
+    END index_once;
+BEGIN
+    SELECT COUNT(*) INTO l_count FROM user_tables WHERE table_name = 'SENTINEL_LOGS';
+    IF l_count = 0 THEN
+        BEGIN
+            EXECUTE IMMEDIATE c_table || c_partitions;
+        EXCEPTION
+            WHEN e_no_partitioning THEN
+                EXECUTE IMMEDIATE c_table || ')';
+        END;
+    END IF;
+    SELECT COUNT(*) INTO l_count FROM user_part_tables WHERE table_name = 'SENTINEL_LOGS';
+    IF l_count = 0 THEN
+        l_local := NULL;
+    END IF;
+    -- GET /logs/{id} and the live tail: one process's lines in time order.
+    index_once('sentinel_logs_by_process', 'tenant_id, process_id, ts, seq');
+    -- Per-tenant reads across processes (recent logs of a tenant).
+    index_once('sentinel_logs_by_tenant', 'tenant_id, ts');
+END;
+/
 
 -- Event ids already ingested, per tenant: a repeated id is a duplicate and changes nothing. The
 -- consumer claims ids by inserting them (a unique-key violation means "seen"), which stays correct

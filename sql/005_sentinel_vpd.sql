@@ -39,8 +39,10 @@ CREATE OR REPLACE PACKAGE sentinel_ctx_pkg AUTHID DEFINER AS
 END sentinel_ctx_pkg;
 /
 
--- Only sentinel_ctx_pkg may set SENTINEL_CTX. sqlfluff's grammar has no CREATE CONTEXT.
-CREATE OR REPLACE CONTEXT sentinel_ctx USING sentinel_ctx_pkg; -- noqa: PRS
+-- Only sentinel_ctx_pkg may set SENTINEL_CTX. sqlfluff's grammar has no CREATE CONTEXT. (No comment
+-- may follow a terminator: SQL*Plus would not end the statement there.)
+CREATE OR REPLACE CONTEXT sentinel_ctx -- noqa: PRS
+USING sentinel_ctx_pkg;
 
 CREATE OR REPLACE PACKAGE BODY sentinel_ctx_pkg AS
     c_namespace CONSTANT VARCHAR2(30) := 'SENTINEL_CTX';

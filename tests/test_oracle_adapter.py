@@ -371,6 +371,21 @@ def test_an_older_driver_stops_the_store_with_one_line(version: str, tmp_path: P
     assert f"oracledb>={DRIVER_FLOOR}" in message
 
 
+def test_the_command_line_reports_an_old_driver_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from sentinel.cli import main
+
+    monkeypatch.setenv("SENTINEL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SENTINEL_BACKEND", "oracle")
+    monkeypatch.setenv("ORACLE_CONNECT_STRING", "dbhost:1521/FREEPDB1")
+    with mock.patch.object(oracledb, "__version__", "3.3.0"):
+        assert main(["migrate", "--oracle"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "python-oracledb 3.3.0 is too old" in err
+
+
 @pytest.mark.parametrize(
     ("version", "release"), [("3.4.0", (3, 4, 0)), ("26.1.0", (26, 1, 0)), ("4.0.0rc1", (4, 0, 0))]
 )

@@ -41,7 +41,7 @@ import oracledb
 
 from sentinel._core import DEDUPE_COLUMNS, LOG_COLUMNS, STATUS_COLUMNS, Batch
 from sentinel._core._shared import BAD_TIMESTAMP, MAX_EVENT_BYTES
-from sentinel.config import Settings, load_settings
+from sentinel.config import Settings, SettingsError, load_settings
 from sentinel.models import DeadLetter, LogEntry, ProcessStatus, to_us
 from sentinel.store import oracle_sql as Q
 from sentinel.store.base import (
@@ -103,12 +103,17 @@ def driver_release(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
+class DriverTooOld(StoreError, SettingsError):
+    """The installed python-oracledb is older than ``DRIVER_FLOOR``: a store error that the command
+    line reports as one line, as it does a bad setting."""
+
+
 def check_driver(version: str | None = None) -> None:
     """Refuse a python-oracledb older than ``DRIVER_FLOOR`` with one line, before anything fails
     half-way through a batch."""
     version = version or oracledb.__version__
     if driver_release(version) < driver_release(DRIVER_FLOOR):
-        raise StoreError(
+        raise DriverTooOld(
             f"oracle: python-oracledb {version} is too old; Sentinel needs {DRIVER_FLOOR} or later"
             f" (pip install 'oracledb>={DRIVER_FLOOR}')"
         )

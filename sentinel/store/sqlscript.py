@@ -10,7 +10,10 @@ The rules are SQL*Plus's, so that ``sql/*.sql`` runs the same under ``sqlplus @f
   honoured: ``'...'`` (with ``''``), ``q'[...]'`` in all its delimiter forms, and ``"identifiers"``, so
   a ``;`` or ``/`` inside them never ends a statement;
 - SQL*Plus commands at the start of a statement (``SET``, ``PROMPT``, ``WHENEVER``, ``SPOOL``, ``@``,
-  ``EXIT``, ``DEFINE``, ...) are dropped; ``EXEC[UTE] call`` becomes ``BEGIN call; END;``.
+  ``EXIT``, ``DEFINE``, ...) are dropped; ``EXEC[UTE] call`` becomes ``BEGIN call; END;``;
+- a comment after a terminator on its line (``...; -- note``, ``/ -- note``) is refused: SQL*Plus does
+  not end the statement there, so under ``sqlplus @file`` it would not run (or would run with the
+  next one) while a lenient splitter ran it. Comments go on their own line.
 """
 
 from __future__ import annotations
@@ -66,7 +69,11 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$#]*")
 
 
 class ScriptError(ValueError):
-    """The script cannot be split (an unterminated string or comment)."""
+    """The script cannot be split (an unterminated string or comment), or SQL*Plus would split it
+    otherwise (a comment after a terminator)."""
+
+
+_COMMENT_AFTER_SLASH = re.compile(r"/\s*(--|/\*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +111,7 @@ class _Scanner:
         self.plsql: bool | None = None  # decided at the statement's first ";" or "/"
         self.quote: str | None = None  # closing sequence of the open quoted text
         self.in_comment = False
+        self.terminated = False  # a ";" ended a statement on this line and nothing followed yet
 
     def pending(self, tail: str = "") -> bool:
         return bool(tail.strip()) or any(chunk.strip() for chunk in self.buffer)
@@ -132,11 +140,14 @@ class _Scanner:
 
     def feed(self, line: str, line_no: int) -> None:
         stripped = line.strip()
+        self.terminated = False
         if self.quote is None and not self.in_comment:
             if stripped == "/":
                 if self.pending():
                     self.emit()
                 return
+            if _COMMENT_AFTER_SLASH.match(stripped):
+                raise _comment_after_terminator(line_no, "/")
             if not self.pending() and self._sqlplus_command(stripped, line_no):
                 return
         self._scan(line, line_no)
@@ -175,25 +186,34 @@ class _Scanner:
                 i = end + len(self.quote)
                 self.quote = None
             elif line.startswith("--", i):
+                if self.terminated:
+                    raise _comment_after_terminator(line_no, ";")
                 break
             elif line.startswith("/*", i) and not line.startswith("/*+", i):
+                if self.terminated:
+                    raise _comment_after_terminator(line_no, ";")
                 self.in_comment = True
                 i += 2
             elif line[i] in "qQ" and line.startswith("'", i + 1) and i + 2 < n and _starts_literal(line, i):
                 delimiter = line[i + 2]
                 self.quote = _Q_CLOSERS.get(delimiter, delimiter) + "'"
+                self.terminated = False
                 out.append(line[i : i + 3])
                 i += 3
             elif line[i] in "'\"":
                 self.quote = line[i]
+                self.terminated = False
                 out.append(line[i])
                 i += 1
             elif line[i] == ";" and not self.kind("".join(out)):
                 self.add("".join(out), line_no)
                 out = []
                 self.emit()
+                self.terminated = True
                 i += 1
             else:
+                if not line[i].isspace():
+                    self.terminated = False
                 out.append(line[i])
                 i += 1
         chunk = "".join(out)
@@ -207,6 +227,13 @@ class _Scanner:
         if self.pending():
             self.emit()
         return self.statements
+
+
+def _comment_after_terminator(line_no: int, terminator: str) -> ScriptError:
+    return ScriptError(
+        f"line {line_no}: a comment after the terminator {terminator!r}; SQL*Plus does not end the statement"
+        " there (sqlplus @file would not run it as written): put the comment on a line of its own"
+    )
 
 
 def _starts_literal(line: str, i: int) -> bool:
