@@ -223,6 +223,87 @@ def test_sdk_priorities_match_the_core() -> None:
     }
 
 
+def _sdk_body() -> str:
+    (body,) = [
+        st.sql
+        for st in scan_script((SQL_DIR / "004_sentinel_pkg.sql").read_text(encoding="utf-8"))
+        if st.sql.startswith("CREATE OR REPLACE PACKAGE BODY sentinel_pkg")
+    ]
+    return body
+
+
+def _public_units(body: str) -> list[tuple[str, str, str]]:
+    """Every top-level procedure or function of the package body that its spec declares, each
+    overload apart: (name, declarations, the rest up to its END)."""
+    spec = (SQL_DIR / "004_sentinel_pkg.sql").read_text(encoding="utf-8").split("PACKAGE BODY", 1)[0]
+    public = set(re.findall(r"^    (?:PROCEDURE|FUNCTION) (\w+)", spec, re.MULTILINE))
+    units = []
+    for match in re.finditer(r"^    (?:PROCEDURE|FUNCTION) (\w+)\b(.*?)^    END \1;", body, re.MULTILINE | re.DOTALL):
+        name, text = match.group(1), match.group(2)
+        if name in public:
+            head, _, rest = ("\n" + re.split(r"\bIS\n", text, maxsplit=1)[1]).partition("\n    BEGIN\n")
+            units.append((name, head, rest))
+    assert public <= {name for name, _, _ in units}
+    return units
+
+
+def test_sdk_limits_and_levels_match_the_core() -> None:
+    from sentinel._core import LEVELS
+    from sentinel._core._shared import MAX_EVENT_BYTES
+
+    body = _sdk_body()
+    limit = re.search(r"c_max_event_bytes CONSTANT PLS_INTEGER := (\d+);", body)
+    assert limit is not None
+    assert int(limit.group(1)) == MAX_EVENT_BYTES
+    declared = re.search(r"c_levels CONSTANT VARCHAR2\(\d+\) := '([^']*)';", body)
+    assert declared is not None
+    assert tuple(declared.group(1).split(", ")) == LEVELS
+    accepted = re.search(r"IF l_level IN \(([^)]*)\) THEN", body)
+    assert accepted is not None
+    assert tuple(level.strip().strip("'") for level in accepted.group(1).split(",")) == LEVELS
+    # the level reaches the event only through level_of, never straight from the argument
+    assert "l_event.log_level := level_of(p_level);" in body
+    assert "UPPER(p_level)" not in body
+
+
+def test_no_sdk_call_can_raise_into_the_caller_outside_strict_mode() -> None:
+    """Monitoring never breaks the job: each public call that builds an event does everything in its
+    body, inside a handler that keeps the error and re-raises only in strict mode, and assigns
+    nothing from its arguments in its declarations (those run outside the handler)."""
+    handler = "\n".join(
+        [
+            "    EXCEPTION",
+            "        WHEN OTHERS THEN",
+            "            failed;",
+            "            IF g_strict THEN",
+            "                RAISE;",
+        ]
+    )
+    units = _public_units(_sdk_body())
+    senders = {name for name, _, rest in units if "send(l_event" in rest}
+    assert senders == {
+        "start_process",
+        "update_progress",
+        "heartbeat",
+        "complete_process",
+        "fail_process",
+        "cancel_process",
+        "log_message",
+    }
+    for name, declarations, rest in units:
+        assert "p_" not in declarations, f"{name}: an argument is used in its declarations"
+        if "send(l_event" in rest or name == "to_json":
+            assert handler in rest, f"{name}: no guarding handler"
+        elif name.startswith("log_"):
+            assert "log_message(" in rest  # log_debug .. log_error delegate to the guarded one
+        elif name == "start_process":
+            assert "start_process(\n            p_process_id     => l_process_id," in rest  # the guarded one
+        else:
+            # set_tenant, set_strict, last_error cannot fail: they copy a cut argument or a flag
+            assert name in ("set_tenant", "set_strict", "last_error"), name
+    assert "g_tenant := SUBSTR(p_tenant_id, 1, 50);" in _sdk_body()
+
+
 def test_render_plan_is_a_sqlplus_script() -> None:
     text = render_plan(SQL_DIR)
     # rendering and splitting again gives the same statements
