@@ -8,10 +8,12 @@
 --     COMPLETED/CANCELLED=2, STARTED=3, PROGRESS=4, LOG=5, HEARTBEAT=6), then arrival order.
 --   * Sentinel dequeues with visibility ON_COMMIT: the dequeue is part of the transaction that
 --     stores the batch. A failed batch rolls back, the messages return to the queue after
---     retry_delay seconds, and after max_retries rollbacks a message moves to the exception queue
---     AQ$_SENTINEL_QUEUE_TAB_E, which is started for dequeue so an operator can inspect or replay it.
+--     retry_delay seconds (state WAIT meanwhile), and when a message's retry count exceeds
+--     max_retries (the sixth rollback) it moves to the exception queue AQ$_SENTINEL_QUEUE_TAB_E,
+--     which is started for dequeue so an operator can inspect or replay it (docs/oracle.md).
 --   * Producers need only the ENQUEUE privilege (through the role sentinel_producer) or, for
---     PL/SQL, EXECUTE on sentinel_pkg (granted in 004).
+--     PL/SQL, EXECUTE on sentinel_pkg (granted to the role in 004; stored code in another schema
+--     needs it, and EXECUTE on the two types, granted directly: roles do not reach stored code).
 --
 -- The names here are the defaults: if you set SENTINEL_QUEUE_NAME, create the queue under that name.
 -- The blocks check what exists first, so the script can be re-run.

@@ -763,6 +763,8 @@ CREATE OR REPLACE PACKAGE BODY sentinel_pkg AS
 END sentinel_pkg;
 /
 
+-- For anonymous blocks and direct producers. Stored code in another schema runs without roles: grant
+-- EXECUTE on sentinel_pkg, sentinel_attr and sentinel_attrs to its owner directly (docs/oracle.md).
 GRANT EXECUTE ON sentinel_pkg TO sentinel_producer;
 
 GRANT EXECUTE ON sentinel_attr TO sentinel_producer;

@@ -5,9 +5,10 @@
   has its own dedicated connection for its whole life.
 - **Ingest.** One transaction per batch covers the AQ dequeue (visibility ON_COMMIT), the dedupe
   claims, the log inserts, the status merge and the dead letters: a crash anywhere rolls all of it
-  back and the messages return to the queue (after ``retry_delay``; after ``max_retries`` rollbacks
-  AQ moves them to the exception queue). Nothing is lost and nothing is applied twice, with any number
-  of replicas consuming the same queue.
+  back and the messages return to the queue (after ``retry_delay``; once a message's retry count
+  exceeds ``max_retries`` AQ moves it to the exception queue). Nothing is lost and nothing is applied
+  twice, with any number of replicas consuming the same queue; statements that lose a race or a
+  deadlock to another replica run again rather than rolling the batch back.
 - **Writes** are ``executemany`` over the core's row lists as they are, with ``batcherrors``: a row
   the database refuses is dead-lettered and the batch goes on, because a rollback would count a retry
   against every message in it.
