@@ -173,6 +173,10 @@ def test_statements_are_clean(path: Path) -> None:
             assert not sql.endswith(";"), sql[-60:]
 
 
+# The SDK calls that build and send one event each (besides log_message and its shorthands).
+EVENT_CALLS = ("start_process", "update_progress", "heartbeat", "complete_process", "fail_process", "cancel_process")
+
+
 def test_plsql_units_are_kept_whole() -> None:
     package = {
         st.sql.split()[4]: st
@@ -184,18 +188,7 @@ def test_plsql_units_are_kept_whole() -> None:
     assert body.sql.endswith("END sentinel_pkg;")
     assert body.sql.count(";") > 100
     # the procedures of the SDK are all in it
-    for name in (
-        "start_process",
-        "update_progress",
-        "heartbeat",
-        "complete_process",
-        "fail_process",
-        "cancel_process",
-        "log_debug",
-        "log_info",
-        "log_warn",
-        "log_error",
-    ):
+    for name in (*EVENT_CALLS, "log_debug", "log_info", "log_warn", "log_error"):
         assert f"PROCEDURE {name}(" in body.sql
     assert "FUNCTION start_process(" in body.sql
     assert "PRAGMA AUTONOMOUS_TRANSACTION" in body.sql
@@ -281,15 +274,7 @@ def test_no_sdk_call_can_raise_into_the_caller_outside_strict_mode() -> None:
     )
     units = _public_units(_sdk_body())
     senders = {name for name, _, rest in units if "send(l_event" in rest}
-    assert senders == {
-        "start_process",
-        "update_progress",
-        "heartbeat",
-        "complete_process",
-        "fail_process",
-        "cancel_process",
-        "log_message",
-    }
+    assert senders == {*EVENT_CALLS, "log_message"}
     for name, declarations, rest in units:
         assert "p_" not in declarations, f"{name}: an argument is used in its declarations"
         if "send(l_event" in rest or name == "to_json":
