@@ -167,7 +167,11 @@ def serve(
 ) -> int:
     host = host or settings.listen_address
     port = settings.listen_port if port is None else port
-    workers = workers or settings.http_workers
+    workers = settings.http_workers if workers is None else workers
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"--port: expected an integer from 0 to 65535, got {port}")
+    if not 1 <= workers <= 256:
+        raise SettingsError(f"--workers: expected an integer from 1 to 256, got {workers}")
     check_listen(host, port)
     raise_file_limit(workers * settings.http_max_connections + 256)
     runtime_dir = Path(tempfile.mkdtemp(prefix="sentinel-run-"))
