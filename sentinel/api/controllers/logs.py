@@ -52,7 +52,7 @@ class LogController(Controller):
 
     @get(
         "/logs/{process_id:path}",
-        responses=problems(400, 401, 403, 404),
+        responses=problems(400, 401, 403, 404, 429, 503),
         summary="Logs of one process, oldest first; with follow=true or Accept: text/event-stream, a live SSE stream",
     )
     async def logs(
