@@ -42,12 +42,14 @@ VISIBLE = 20.0
 MAX_CONNECTIONS = 64
 MAX_STREAMS = 16
 MAX_TENANT_STREAMS = 8
+BODY_TIMEOUT = 2.0
 LIMITED_ENV = {
     "SENTINEL_HTTP_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
     "SENTINEL_HTTP_HEADER_TIMEOUT_SEC": "1",
-    "SENTINEL_HTTP_BODY_TIMEOUT_SEC": "2",
+    "SENTINEL_HTTP_BODY_TIMEOUT_SEC": str(BODY_TIMEOUT),
     "SENTINEL_SSE_MAX_STREAMS": str(MAX_STREAMS),
     "SENTINEL_SSE_MAX_STREAMS_PER_TENANT": str(MAX_TENANT_STREAMS),
+    "SENTINEL_SSE_KEEPALIVE_SEC": "0.5",
 }
 
 
@@ -425,6 +427,13 @@ def test_streams_are_bounded_per_tenant_and_per_worker(limited: ApiServer) -> No
             assert refused.headers["retry-after"] == "5"
             assert http.get(f"/logs/{processes['c']}").status_code == 200  # pages are not streams
         health_ok(limited)
+        # The body deadline does not cut a stream: keep-alives still flow well past it.
+        first = streams["a"][0]
+        first.settimeout(10)
+        until = time.monotonic() + 2 * BODY_TIMEOUT
+        while time.monotonic() < until:
+            assert first.recv(65536), "the stream was closed"
+        assert b": keep-alive" in first.recv(65536)
         assert metric(limited, "sentinel_sse_streams", kind="logs") == MAX_STREAMS
         for limit in ("tenant", "worker"):
             now = metric(limited, "sentinel_sse_streams_refused_total", kind="logs", limit=limit)
