@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import os
 import selectors
@@ -30,10 +31,15 @@ from typing import Any
 import httpx
 import pytest
 from apiserver import ApiServer, assert_problem, children_of, event, sentinel_run, unique, wait_for
+from helpers import enqueue
+from helpers import event as helper_event
 
 from sentinel.api.problems import ApiProblem
 from sentinel.api.streams import StreamLimiter, StreamLimitReached
-from sentinel.config import SettingsError, load_settings
+from sentinel.config import Settings, SettingsError, load_settings
+from sentinel.ingest.service import progress_age, record_progress
+from sentinel.ingest.worker import PROGRESS_INTERVAL, IngestWorker
+from sentinel.store.sqlite import SqliteStore
 
 INGEST = "sentinel-ingest"
 VISIBLE = 20.0
@@ -278,6 +284,36 @@ async def _hold_releases() -> None:
     async with limiter.acquire("t", "logs"):
         assert limiter.open == 1
     assert limiter.open == 0
+
+
+def test_worker_reports_progress_when_it_commits_and_when_it_has_caught_up(
+    sqlite_store: SqliteStore, settings: Settings, tmp_path: Path
+) -> None:
+    mark = tmp_path / "ingest.progress"
+    assert progress_age(mark, time.time()) is None
+    enqueue(sqlite_store, [helper_event(process_id=f"p-{i}") for i in range(20)])
+    worker = IngestWorker(sqlite_store, settings)
+    calls: list[float] = []
+
+    def on_progress() -> None:
+        calls.append(time.monotonic())
+        record_progress(mark)
+
+    worker.on_progress = on_progress
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: worker.messages_done == 20 and calls, 30, "the batch to commit and be reported")
+        first = len(calls)
+        # Caught up: it keeps saying so, at most once per PROGRESS_INTERVAL.
+        wait_for(lambda: len(calls) > first, 30, "progress while idle")
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert all(b - a >= PROGRESS_INTERVAL * 0.99 for a, b in itertools.pairwise(calls))
+    age = progress_age(mark, time.time())
+    assert age is not None
+    assert age < 30
 
 
 # -- connections and streams (one small server) ----------------------------------------------------------
