@@ -6,6 +6,7 @@ expected; the CLI prints that line and exits, so a misconfigured pod fails fast 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,15 @@ class Settings:
     log_retention_days: int = 30
     max_body_bytes: int = 1_048_576
     drain_seconds: float = 0.0
+    # Connections (section "Connections and streams" of the README): every open connection holds one
+    # of a Granian worker's ``http_max_connections`` slots, so none may stay open for free.
+    http_max_connections: int = 2048
+    http_header_timeout_sec: float = 10.0
+    http_body_timeout_sec: float = 15.0
+    sse_max_streams: int = 256
+    sse_max_streams_per_tenant: int = 32
+    sse_keepalive_sec: float = 15.0
+    ingest_stall_sec: float = 30.0
     dev_mode: bool = False
     runtime_dir: Path | None = None  # set by ``sentinel serve`` for its children: drain flag, locks
 
@@ -61,6 +71,12 @@ class Settings:
         if self.backend == "sqlite" or self.runtime_dir is None:
             return self.data_dir / "ingest.lock"
         return self.runtime_dir / "ingest.lock"
+
+    @property
+    def ingest_progress_path(self) -> Path:
+        """Touched by the running consumer whenever it has caught up or committed a batch; /ready reads
+        its age (a frozen or stuck consumer cannot say so itself)."""
+        return self.ingest_lock_path.with_name("ingest.progress")
 
     @property
     def drain_flag_path(self) -> Path | None:
@@ -164,6 +180,26 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev_mode: bool | None
             f"POOL_MAX_CONNECTIONS: expected at least POOL_MIN_CONNECTIONS ({pool_min}), got {pool_max}"
         )
     port = _int(env, "SENTINEL_LISTEN_PORT", 8080, 0, 65535)
+    listen_address = _text(env, "SENTINEL_LISTEN_ADDRESS") or "0.0.0.0"  # noqa: S104
+    try:
+        ipaddress.ip_address(listen_address)
+    except ValueError:
+        raise SettingsError(
+            f"SENTINEL_LISTEN_ADDRESS: expected an IP address such as 0.0.0.0 or ::1, got {listen_address!r}"
+        ) from None
+    max_connections = _int(env, "SENTINEL_HTTP_MAX_CONNECTIONS", 2048, 16, 1_000_000)
+    max_streams = _int(env, "SENTINEL_SSE_MAX_STREAMS", 256, 1, 1_000_000)
+    if max_streams >= max_connections:
+        raise SettingsError(
+            f"SENTINEL_SSE_MAX_STREAMS: expected fewer than SENTINEL_HTTP_MAX_CONNECTIONS ({max_connections}) "
+            f"so other requests keep a connection, got {max_streams}"
+        )
+    max_tenant_streams = _int(env, "SENTINEL_SSE_MAX_STREAMS_PER_TENANT", 32, 1, 1_000_000)
+    if max_tenant_streams > max_streams:
+        raise SettingsError(
+            f"SENTINEL_SSE_MAX_STREAMS_PER_TENANT: expected at most SENTINEL_SSE_MAX_STREAMS ({max_streams}), "
+            f"got {max_tenant_streams}"
+        )
     return Settings(
         backend="oracle" if backend == "oracle" else "sqlite",
         data_dir=Path(_text(env, "SENTINEL_DATA_DIR") or "./sentinel-data"),
@@ -173,7 +209,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev_mode: bool | None
         oracle_password=env.get("ORACLE_PASSWORD") or None,
         oracle_wallet_password=env.get("ORACLE_WALLET_PASSWORD") or None,
         oracle_thick_mode=_bool(env, "SENTINEL_ORACLE_THICK_MODE", False),
-        listen_address=_text(env, "SENTINEL_LISTEN_ADDRESS") or "0.0.0.0",  # noqa: S104
+        listen_address=listen_address,
         listen_port=port,
         worker_threads=_int(env, "SENTINEL_WORKER_THREADS", 4, 1, 256),
         pool_min=pool_min,
@@ -190,6 +226,14 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev_mode: bool | None
         log_retention_days=_int(env, "SENTINEL_LOG_RETENTION_DAYS", 30, 1, 36_500),
         max_body_bytes=_int(env, "SENTINEL_MAX_BODY_BYTES", 1_048_576, 1024, 256 * 1_048_576),
         drain_seconds=_float(env, "SENTINEL_DRAIN_SECONDS", 0.0, 0.0, 600.0),
+        http_max_connections=max_connections,
+        # Granian takes the header timeout in milliseconds, from 1 ms to 60 s.
+        http_header_timeout_sec=_float(env, "SENTINEL_HTTP_HEADER_TIMEOUT_SEC", 10.0, 0.1, 60.0),
+        http_body_timeout_sec=_float(env, "SENTINEL_HTTP_BODY_TIMEOUT_SEC", 15.0, 0.1, 3600.0),
+        sse_max_streams=max_streams,
+        sse_max_streams_per_tenant=max_tenant_streams,
+        sse_keepalive_sec=_float(env, "SENTINEL_SSE_KEEPALIVE_SEC", 15.0, 0.1, 3600.0),
+        ingest_stall_sec=_float(env, "SENTINEL_INGEST_STALL_SEC", 30.0, 1.0, 86_400.0),
         dev_mode=_bool(env, "SENTINEL_DEV_MODE", False) if dev_mode is None else dev_mode,
         runtime_dir=Path(runtime) if (runtime := _text(env, "SENTINEL_RUNTIME_DIR")) else None,
     )

@@ -254,20 +254,25 @@ class ApiServer:
     def children(self) -> list[tuple[int, str]]:
         """``(pid, command line)`` of the supervisor's direct children (Granian, the ingest consumer)."""
         assert self.proc is not None, "not running"
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            # The command name (field 2) may hold spaces; the parent pid is the 2nd field after its ')'.
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == self.proc.pid:
-                found.append((int(entry.name), cmdline.strip()))
-        return found
+        return children_of(self.proc.pid)
+
+
+def children_of(parent: int) -> list[tuple[int, str]]:
+    """``(pid, command line)`` of the live (not zombie) direct children of process ``parent``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        # The command name (field 2) may hold spaces; state and parent pid follow its ')'.
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == parent and state != "Z":
+            found.append((int(entry.name), cmdline.strip()))
+    return found
 
 
 # -- events and documents ---------------------------------------------------------------------------

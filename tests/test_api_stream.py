@@ -20,6 +20,7 @@ from jwks_server import JwksServer, SigningKey
 
 INGEST = "sentinel-ingest"
 VISIBLE = 10.0
+KEEPALIVE = 0.5  # seconds between keep-alive comments on a quiet stream (SENTINEL_SSE_KEEPALIVE_SEC)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def idp(key: SigningKey) -> Iterator[JwksServer]:
 
 @pytest.fixture(scope="module")
 def api(idp: JwksServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    with ApiServer(tmp_path_factory.mktemp("stream") / "data", idp=idp, workers=1) as server:
+    env = {"SENTINEL_SSE_KEEPALIVE_SEC": str(KEEPALIVE)}
+    with ApiServer(tmp_path_factory.mktemp("stream") / "data", idp=idp, workers=1, env=env) as server:
         yield server
 
 
@@ -150,6 +152,28 @@ def test_stream_sends_backlog_then_live_lines_then_ends(
     assert final["process_id"] == process_id
     assert final["log_count"] == 6
     assert [item.event for item in events].count("end") == 1
+
+
+def test_keep_alives_on_a_quiet_stream_are_comments_only(http: httpx.Client, stream_client: httpx.Client) -> None:
+    # A keep-alive frame with a "data:" line makes a browser's EventSource dispatch an empty message.
+    process_id = unique("quiet")
+    post(http, [event("STARTED", process_id), event("LOG", process_id, message="only line")])
+    wait_logs(http, process_id, 1)
+    received = b""
+    with stream_client.stream("GET", f"/logs/{process_id}", params={"follow": "true"}) as response:
+        assert response.status_code == 200
+        for chunk in response.iter_bytes():
+            received += chunk
+            if received.count(b": keep-alive\r\n\r\n") >= 3:
+                break
+    frames = received.replace(b"\r\n", b"\n").split(b"\n\n")
+    assert frames[-1] == b""
+    first, *rest = frames[:-1]
+    assert first.startswith(b"id: ")
+    assert b"event: log" in first
+    assert b"only line" in first
+    assert len(rest) >= 3
+    assert set(rest) == {b": keep-alive"}, rest
 
 
 def test_stream_of_a_finished_process_sends_everything_and_ends(

@@ -19,10 +19,12 @@ from sentinel.api.controllers.health import HealthController
 from sentinel.api.controllers.logs import LogController
 from sentinel.api.controllers.processes import ProcessController
 from sentinel.api.cursors import CursorCodec
+from sentinel.api.deadlines import body_deadline_middleware
 from sentinel.api.middleware import metrics_middleware, tracing_middleware
 from sentinel.api.openapi import RawJsonObjectPlugin, document_status_route
 from sentinel.api.problems import EXCEPTION_HANDLERS
 from sentinel.api.runtime import Runtime
+from sentinel.api.streams import StreamLimiter
 from sentinel.config import Settings, load_settings, require_identity_provider
 from sentinel.ingest.producer import EventProducer
 from sentinel.security import build_verifier
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cursors=CursorCodec(store.secret("cursor-hmac")),
         principals=PrincipalResolver(verifier),
         inline_reads=store.backend == "sqlite",
+        streams=StreamLimiter(settings.sse_max_streams, settings.sse_max_streams_per_tenant),
     )
 
     @asynccontextmanager
@@ -70,7 +73,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[RawJsonObjectPlugin()],
-        middleware=[tracing_middleware, metrics_middleware] if traced else [metrics_middleware],
+        middleware=[
+            *([tracing_middleware] if traced else []),
+            metrics_middleware,
+            body_deadline_middleware(settings.http_body_timeout_sec),
+        ],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Process Sentinel",

@@ -47,7 +47,8 @@ PROBLEM_TEXT = {
     413: "body or event count over the limit",
     415: "body is not application/json",
     422: "some events are invalid; nothing was queued",
-    503: "not accepting events right now",
+    429: "this tenant has as many live streams open as allowed; retry after Retry-After seconds",
+    503: "not accepting this request right now (overloaded, or no room for another live stream); see Retry-After",
 }
 
 

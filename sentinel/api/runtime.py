@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from sentinel.api.auth import PrincipalResolver
 from sentinel.api.cursors import CursorCodec
+from sentinel.api.streams import StreamLimiter
 from sentinel.config import Settings
 from sentinel.ingest.producer import EventProducer
 from sentinel.store.base import Store
@@ -27,6 +28,7 @@ class Runtime:
     # SQLite answers point reads in microseconds from the page cache: a thread hop would cost more
     # than the query. A networked backend's calls leave the event loop.
     inline_reads: bool
+    streams: StreamLimiter
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         if tracing.enabled():

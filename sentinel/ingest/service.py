@@ -25,6 +25,19 @@ from sentinel.telemetry import metrics, tracing
 log = logging.getLogger("sentinel.ingest")
 
 
+def record_progress(path: Path) -> None:
+    """Mark the consumer as progressing now (the file's modification time is the mark)."""
+    path.touch()
+
+
+def progress_age(path: Path, now: float) -> float | None:
+    """Seconds since the consumer last progressed (``now`` from ``time.time()``); None if never recorded."""
+    try:
+        return max(0.0, now - path.stat().st_mtime)
+    except FileNotFoundError:
+        return None
+
+
 def consumer_is_running(path: Path) -> bool:
     """True while some process holds the consumer lock (a shared lock cannot be had then)."""
     try:
@@ -96,6 +109,9 @@ def run_ingest(settings: Settings, store: Store | None = None) -> int:
 
 def _run(store: Store, settings: Settings, stop: threading.Event, holder: list[IngestWorker]) -> None:
     worker = IngestWorker(store, settings)
+    progress = settings.ingest_progress_path
+    worker.on_progress = lambda: record_progress(progress)
+    record_progress(progress)  # a consumer that just took over has not stalled yet
     holder.append(worker)
     if stop.is_set():
         return

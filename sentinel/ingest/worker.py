@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from opentelemetry import trace
@@ -30,6 +31,7 @@ HOUSEKEEPING_INTERVAL = 1.0
 PURGE_INTERVAL = 3600.0
 MAX_BACKOFF = 5.0
 MAX_REBUILDS = 3
+PROGRESS_INTERVAL = 1.0
 
 
 def now_us() -> int:
@@ -72,6 +74,10 @@ class IngestWorker:
         self.messages_done = 0
         self.healthy = True
         self.last_batch_at = time.monotonic()
+        # Told (at most every PROGRESS_INTERVAL) that the worker committed a batch or found nothing to
+        # fetch; ``sentinel ingest`` records it where /ready can judge a frozen or stuck consumer.
+        self.on_progress: Callable[[], None] | None = None
+        self._next_progress = 0.0
 
     # lifecycle ------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -118,6 +124,8 @@ class IngestWorker:
                 if messages:
                     ring.push(decode_chunk(messages), time.monotonic())
                     self.pending += len(messages)
+                elif not self.pending:
+                    self._progress()  # caught up: nothing waits for this consumer
             if self.pending and (
                 self.pending >= self.batch_size or time.monotonic() - ring.oldest_stamp() >= self.flush_interval
             ):
@@ -125,6 +133,7 @@ class IngestWorker:
                 self.pending = 0
                 if self._process(chunks):
                     backoff = 0.1
+                    self._progress()
                 else:
                     time.sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF)
@@ -198,6 +207,15 @@ class IngestWorker:
                 metrics.EVENTS_REJECTED.labels(row.code).inc()
         return True
 
+    def _progress(self) -> None:
+        now = time.monotonic()
+        if self.on_progress is not None and now >= self._next_progress:
+            self._next_progress = now + PROGRESS_INTERVAL
+            try:
+                self.on_progress()
+            except OSError as exc:
+                log.error("could not record ingest progress: %s", exc)
+
     # housekeeping ---------------------------------------------------------------------------------
     def _housekeeping(self) -> None:
         now = time.monotonic()
@@ -226,9 +244,7 @@ class IngestWorker:
     def publish_stats(self) -> None:
         """Refresh the queue and process gauges; every few seconds of activity, say what happened."""
         stats = self.store.queue_stats()
-        metrics.QUEUE_DEPTH.set(stats.depth)
-        lag = 0.0 if stats.oldest_enqueued_at is None else max(0.0, (now_us() - stats.oldest_enqueued_at) / 1e6)
-        metrics.INGEST_LAG.set(lag)
+        lag = metrics.record_queue(stats.depth, stats.oldest_enqueued_at, now_us())
         counts = self.store.process_counts()
         for status in ("RUNNING", "STALLED", "COMPLETED", "FAILED", "CANCELLED"):
             metrics.PROCESSES.labels(status).set(counts.get(status, 0))

@@ -59,6 +59,14 @@ HTTP_DURATION = Histogram(
 EVENTS_ACCEPTED = Counter("sentinel_http_events_accepted", "Events accepted and queued by POST /events")
 DB_POOL = Gauge("sentinel_db_pool_connections", "Database pool connections", ["state"], multiprocess_mode="livesum")
 JWKS_FETCHES = Counter("sentinel_jwks_fetches", "JWKS fetches by outcome", ["outcome"])
+SSE_STREAMS = Gauge(
+    "sentinel_sse_streams", "Live Server-Sent Event streams, by endpoint", ["kind"], multiprocess_mode="livesum"
+)
+SSE_STREAMS_REFUSED = Counter(
+    "sentinel_sse_streams_refused",
+    "Streams refused because a limit was reached (limit: tenant -> 429, worker -> 503), by endpoint",
+    ["kind", "limit"],
+)
 BUILD_INFO = Gauge("sentinel_build_info", "Build information", ["version", "core", "python"], multiprocess_mode="max")
 
 
@@ -130,10 +138,14 @@ def record_jwks_fetch(ok: bool) -> None:
     JWKS_FETCHES.labels("ok" if ok else "error").inc()
 
 
-def mark_process_dead(pid: int) -> None:
-    if os.environ.get(MULTIPROC_ENV):
-        # prometheus_client ships py.typed but leaves this function unannotated: cast to its signature.
-        cast("Callable[[int], None]", multiprocess.mark_process_dead)(pid)
+def record_queue(depth: int, oldest_enqueued_at_us: int | None, now_us: int) -> float:
+    """Set the queue gauges from the store's figures; returns the lag in seconds. Called by the ingest
+    consumer and, at every scrape, by the API worker, so the figures grow even while the consumer is
+    frozen (the most recent writer wins)."""
+    lag = 0.0 if oldest_enqueued_at_us is None else max(0.0, (now_us - oldest_enqueued_at_us) / 1e6)
+    QUEUE_DEPTH.set(depth)
+    INGEST_LAG.set(lag)
+    return lag
 
 
 def render() -> tuple[bytes, str]:

@@ -27,8 +27,10 @@ from sentinel.store.base import LogQuery
 
 POLL_SECONDS = 0.25
 STREAM_PAGE = 500
-KEEPALIVE_SECONDS = 15.0
 MAX_TAIL_WAIT_US = 30_000_000  # past this a backlogged queue no longer holds the stream open
+# A comment line only (": keep-alive"): with a "data:" line, a browser's EventSource would dispatch an
+# empty message at every keep-alive.
+KEEPALIVE = ServerSentEventMessage(comment="keep-alive", data=None)
 
 
 def parse_level(value: str | None) -> int:
@@ -50,7 +52,7 @@ class LogController(Controller):
 
     @get(
         "/logs/{process_id:path}",
-        responses=problems(400, 401, 403, 404),
+        responses=problems(400, 401, 403, 404, 429, 503),
         summary="Logs of one process, oldest first; with follow=true or Accept: text/event-stream, a live SSE stream",
     )
     async def logs(
@@ -73,9 +75,10 @@ class LogController(Controller):
         if wants_stream(request, follow):
             resume = request.headers.get("last-event-id", "0").strip()
             after = int(resume) if resume.isdigit() else 0
+            slot = runtime.streams.acquire(principal.tenant, "logs")  # or 429/503 with Retry-After
             # An SSE response stands in for the page here; the annotation documents the page.
             return ServerSentEvent(  # type: ignore[return-value]
-                self._stream(runtime, principal.tenant, process_id, min_level, since_us, after)
+                slot.hold(self._stream(runtime, principal.tenant, process_id, min_level, since_us, after))
             )
         scope = ["logs", process_id, min_level, since_us]
         after_key = None
@@ -97,6 +100,7 @@ class LogController(Controller):
         """Everything stored so far in storage order, then new lines as they arrive; ends once the
         process is terminal and its logs are out, or when the server drains."""
         encode = msgspec.json.encode
+        keepalive = runtime.settings.sse_keepalive_sec
         idle = 0.0
         terminal_seen_at: int | None = None
         while not runtime.draining:
@@ -131,7 +135,7 @@ class LogController(Controller):
                 continue
             await asyncio.sleep(POLL_SECONDS)
             idle += POLL_SECONDS
-            if idle >= KEEPALIVE_SECONDS:
+            if idle >= keepalive:
                 idle = 0.0
-                yield ServerSentEventMessage(comment="keep-alive")
+                yield KEEPALIVE
         yield ServerSentEventMessage(data='{"reason":"server is shutting down"}', event="close")
