@@ -2,12 +2,13 @@
 
 High-throughput clients send the same token on every request; checking its signature each time would
 cost more than the request itself. A token that verified is remembered (by its exact text) until the
-earlier of its own expiry or ``CACHE_SECONDS``; failures are never cached, and the cache is bounded.
+earlier of its own expiry (plus the verifier's leeway) or ``CACHE_SECONDS``; failures are never cached, and
+the cache is bounded. A request carrying more than one ``Authorization`` header is refused with 400 before
+either is looked at: which one would count is ambiguous, and a proxy may have checked the other one.
 """
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 
 from litestar import Litestar
@@ -19,13 +20,19 @@ CACHE_SECONDS = 60.0
 CACHE_SIZE = 10_000
 
 
+def _duplicate_authorization() -> AuthError:
+    # RFC 6750 section 3.1: a request that "uses more than one method for including an access token" is an
+    # invalid_request, answered 400. (Servers name header fields lower-case in the ASGI scope.)
+    return AuthError(400, "duplicate_authorization", "request carries more than one Authorization header")
+
+
 class PrincipalResolver:
     def __init__(self, verifier: TokenVerifier) -> None:
         self.verifier = verifier
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     async def __call__(self, authorization: str | None) -> Principal:
-        now = time.time()
+        now = self.verifier.clock()
         if authorization is not None:
             hit = self._cache.get(authorization)
             if hit is not None:
@@ -48,8 +55,9 @@ class PrincipalResolver:
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
+                if authorization is not None:
+                    raise _duplicate_authorization()
                 authorization = value.decode("latin-1")
-                break
         return await self(authorization)
 
 
