@@ -15,7 +15,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -312,6 +312,55 @@ def test_time_claims_that_are_not_numeric_dates_are_401(
         assert problem["code"] == "invalid_token", problem
         assert answer.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
         assert f"'{claim}'" in problem["detail"], problem
+
+
+# Signed tokens whose claims a client controls in ways no issuer would produce (each given the real
+# issuer's URL): every one must be refused with 401 on every route, never answered with a 5xx.
+HOSTILE_CLAIMS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "aud-number": lambda issuer: {"aud": 123},
+    "aud-object": lambda issuer: {"aud": {"sentinel": True}},
+    "aud-list-with-a-number": lambda issuer: {"aud": ["sentinel", 5]},
+    "aud-null": lambda issuer: {"aud": None},
+    "aud-true": lambda issuer: {"aud": True},
+    "iss-number": lambda issuer: {"iss": 1e400},
+    "iss-list": lambda issuer: {"iss": [issuer]},
+    "iss-object": lambda issuer: {"iss": {"url": issuer}},
+    "sub-number": lambda issuer: {"sub": 10**400},
+    "sub-object": lambda issuer: {"sub": {"id": "u"}},
+    "jti-list": lambda issuer: {"jti": ["a"]},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_CLAIMS))
+def test_hostile_claims_are_401(kind: str, http: httpx.Client, idp: JwksServer, ec_key: SigningKey) -> None:
+    claims = {**idp.claims(tenant_id="t-hostile", roles=[INGEST]), **HOSTILE_CLAIMS[kind](idp.issuer)}
+    token = ec_key.sign_raw(json.dumps(claims))
+    for answer in (
+        http.get("/processes", headers=bearer(token)),
+        http.get("/status/anything", headers=bearer(token)),
+        http.get("/logs/anything", params={"follow": "true"}, headers=bearer(token)),
+        http.post("/events", json=[event("STARTED", "p")], headers={**bearer(token), "Connection": "close"}),
+    ):
+        assert_unauthorized(answer, token)
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        b"Bearer \xe9t\xe9.a.b",  # latin-1 bytes: not a token
+        b"Bearer \xff\xfe\xfd",
+        b"Bearer a.b.c\xa0",
+        b"Bearer " + b"." * 5000,
+        b"Bearer eyJ9.eyJ9.eyJ9",
+        b"Bearer " + b"A" * 8000 + b"..",
+        b"BEARER\tx.y.z",
+        b"Bearer  " + b" " * 100 + b"x.y.z",
+    ],
+)
+def test_malformed_authorization_bytes_are_401(authorization: bytes, http: httpx.Client) -> None:
+    for path in ("/processes", "/status/anything", "/logs/anything"):
+        answer = http.get(path, headers={"Authorization": authorization})  # type: ignore[dict-item]
+        assert_unauthorized(answer)
 
 
 def test_two_authorization_headers_are_400_and_nothing_is_stored(
