@@ -20,7 +20,7 @@ from sentinel.api.controllers.health import HealthController
 from sentinel.api.controllers.logs import LogController
 from sentinel.api.controllers.processes import ProcessController
 from sentinel.api.cursors import CursorCodec
-from sentinel.api.middleware import metrics_middleware, serve_head, tracing_middleware
+from sentinel.api.middleware import metrics_middleware, serve_head, single_authorization, tracing_middleware
 from sentinel.api.openapi import RawJsonObjectPlugin, document_status_route
 from sentinel.api.problems import EXCEPTION_HANDLERS
 from sentinel.api.runtime import Runtime
@@ -78,7 +78,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[RawJsonObjectPlugin()],
-        middleware=[tracing_middleware, metrics_middleware] if traced else [metrics_middleware],
+        middleware=[
+            *([tracing_middleware] if traced else []),
+            metrics_middleware,
+            single_authorization,
+        ],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Process Sentinel",

@@ -3,8 +3,7 @@
 High-throughput clients send the same token on every request; checking its signature each time would
 cost more than the request itself. A token that verified is remembered (by its exact text) until the
 earlier of its own expiry (plus the verifier's leeway) or ``CACHE_SECONDS``; failures are never cached, and
-the cache is bounded. A request carrying more than one ``Authorization`` header is refused with 400 before
-either is looked at: which one would count is ambiguous, and a proxy may have checked the other one.
+the cache is bounded.
 """
 
 from __future__ import annotations
@@ -18,12 +17,6 @@ from sentinel.security import AuthError, Principal, TokenVerifier
 
 CACHE_SECONDS = 60.0
 CACHE_SIZE = 10_000
-
-
-def _duplicate_authorization() -> AuthError:
-    # RFC 6750 section 3.1: a request that "uses more than one method for including an access token" is an
-    # invalid_request, answered 400. (Servers name header fields lower-case in the ASGI scope.)
-    return AuthError(400, "duplicate_authorization", "request carries more than one Authorization header")
 
 
 class PrincipalResolver:
@@ -55,9 +48,9 @@ class PrincipalResolver:
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
-                if authorization is not None:
-                    raise _duplicate_authorization()
+                # The only one: a request with two was refused by middleware.single_authorization.
                 authorization = value.decode("latin-1")
+                break
         return await self(authorization)
 
 

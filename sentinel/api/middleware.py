@@ -1,5 +1,6 @@
-"""What wraps every request: HEAD on GET routes, HTTP metrics per route template (never the raw path, so
-process ids cannot explode cardinality) and, when tracing is on, a server span."""
+"""What wraps every request: HEAD on GET routes, one ``Authorization`` header at most, HTTP metrics per route
+template (never the raw path, so process ids cannot explode cardinality) and, when tracing is on, a server
+span."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from collections.abc import Awaitable, Callable
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
+from sentinel.api.problems import PROBLEM_JSON, auth_headers, problem_body
+from sentinel.api.responses import send_body
 from sentinel.api.scope import HEAD_REQUEST, method_label, request_target
+from sentinel.security import AuthError
 from sentinel.telemetry import metrics
 
 _DISCONNECT: ReceiveMessage = {"type": "http.disconnect"}
@@ -81,6 +85,35 @@ async def serve_head(
         return _DISCONNECT
 
     await app(scope, receive_until_answered, send_headers_only)
+
+
+# RFC 6750 section 3.1: a request that "uses more than one method for including an access token" is an
+# invalid_request, answered 400 (RFC 9110 section 5.3 does not let Authorization be repeated either).
+DUPLICATE_AUTHORIZATION = AuthError(
+    400, "duplicate_authorization", "request carries more than one Authorization header"
+)
+
+
+def single_authorization(app: ASGIApp) -> ASGIApp:
+    """400 for a request with two ``Authorization`` headers, on every route, before either is looked at:
+    which one would count is ambiguous (a proxy in front may have checked the other). Innermost of the
+    app's middleware, so that metrics and traces see the answer."""
+    error = DUPLICATE_AUTHORIZATION
+    body = problem_body(error.status, error.detail, code=error.code)
+    headers = [(name.lower().encode(), value.encode("latin-1")) for name, value in auth_headers(error).items()]
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            seen = False
+            for name, _ in scope["headers"]:  # header names arrive lower-case (ASGI)
+                if name == b"authorization":
+                    if seen:
+                        await send_body(send, error.status, PROBLEM_JSON.encode(), body, headers)
+                        return
+                    seen = True
+        await app(scope, receive, send)
+
+    return middleware
 
 
 class _Outcome:
