@@ -313,6 +313,26 @@ def test_the_verified_token_cache_ends_at_exp_plus_leeway(rsa_key: SigningKey) -
         assert (caught.value.status, caught.value.code) == (401, "invalid_token")
 
 
+def test_an_unexpected_failure_while_checking_a_token_is_a_logged_401(
+    rsa_key: SigningKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The last line of defence: a defect in the checking itself (here the clock fails) still answers 401,
+    and is logged as the defect it is, with its traceback."""
+
+    def broken_clock() -> float:
+        raise RuntimeError("clock unavailable")
+
+    token = rsa_key.sign(static_claims(tenant_id="acme"))
+    with caplog.at_level(logging.ERROR, logger="sentinel.security"):
+        error = rejection(static_verifier(rsa_key, clock=broken_clock), f"Bearer {token}")
+
+    assert (error.status, error.code) == (401, "invalid_token")
+    assert error.detail == "token could not be verified"
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is not None
+    assert "clock unavailable" in str(record.exc_info[1])
+
+
 # -- whatever a token holds: a principal or an AuthError, never another exception ------------------
 
 

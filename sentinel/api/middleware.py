@@ -47,7 +47,8 @@ async def serve_head(
     if scope["method"] != "HEAD":
 
         async def send_allowing_head(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            # Allow comes with a 405, or with the answer to OPTIONS (204).
+            if message["type"] == "http.response.start" and message["status"] in (204, 405):
                 message["headers"] = [
                     (name, _allow_with_head(value) if name.lower() == b"allow" else value)
                     for name, value in message.get("headers", ())
