@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import signal
 import socket
@@ -320,6 +321,17 @@ def assert_problem(response: httpx.Response, status: int, code: str | None = Non
     if code is not None:
         assert body.get("code") == code, body
     return body
+
+
+def hang_up_mid_body(port: int, path: str, headers: Mapping[str, str]) -> None:
+    """A POST of one event whose client sends the headers and half the body, then closes the connection.
+    The server reads them in that order, so its handler always begins, and finds the client gone while it
+    waits for the rest (as with a client that times out mid-upload)."""
+    body = json.dumps([event("STARTED", unique("gone"))]).encode()
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+    lines += [f"Content-Length: {len(body)}", *(f"{name}: {value}" for name, value in headers.items())]
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body[: len(body) // 2])
 
 
 # -- Server-Sent Events -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ Only the standard library and ``cryptography``/``PyJWT`` are used, and nothing l
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import secrets
@@ -34,6 +35,10 @@ Outage = Literal["503", "close", "hang"]
 
 JWKS_PATH = "/protocol/openid-connect/certs"
 DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 class SigningKey:
@@ -76,6 +81,15 @@ class SigningKey:
         merged = {"kid": self.kid, **headers}
         header = {name: value for name, value in merged.items() if value is not None}
         return jwt.encode(dict(claims), self.private_key, algorithm=self.alg, headers=header)
+
+    def sign_raw(self, payload: str, header: str | None = None) -> str:
+        """A token over exactly these JSON texts, which need not be JSON ``json.dumps`` would write (``1e400``,
+        ``NaN``, 400-digit numbers, anything at all); the header defaults to this key's alg and kid."""
+        if header is None:
+            header = json.dumps({"alg": self.alg, "typ": "JWT", "kid": self.kid})
+        signing_input = f"{_b64url(header.encode())}.{_b64url(payload.encode())}"
+        signature = jwt.api_jws.PyJWS().get_algorithm_by_name(self.alg).sign(signing_input.encode(), self.private_key)
+        return f"{signing_input}.{_b64url(signature)}"
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

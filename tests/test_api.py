@@ -533,10 +533,10 @@ def test_status_route_answers_other_paths_and_methods_like_any_route(caller: Cal
     for method in ("POST", "PUT", "DELETE", "PATCH"):
         refused = assert_problem(http.request(method, "/status/abc"), 405)
         assert refused["status"] == 405
-        assert http.request(method, "/status/abc").headers["allow"] == "GET, OPTIONS"
+        assert http.request(method, "/status/abc").headers["allow"] == "GET, HEAD, OPTIONS"
     options = http.options("/status/abc")
     assert options.status_code == 204, options.text
-    assert options.headers["allow"] == "GET, OPTIONS"
+    assert options.headers["allow"] == "GET, HEAD, OPTIONS"
     assert options.content == b""
 
 

@@ -15,7 +15,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,21 @@ def test_missing_token_is_401_with_a_bare_bearer_challenge(http: httpx.Client) -
     assert_unauthorized(http.post("/events", json=[]))
 
 
+@pytest.fixture(scope="module")
+def short_lived(idp: JwksServer, rsa_key: SigningKey) -> tuple[str, float]:
+    """A token that expires a second after the module starts, and its exp (seconds, a float)."""
+    exp = time.time() + 1.25
+    return rsa_key.sign(idp.claims(tenant_id="t-short", exp=exp)), exp
+
+
+def test_short_lived_token_is_accepted_within_leeway(http: httpx.Client, short_lived: tuple[str, float]) -> None:
+    """Accepted (and so cached) now; ``test_the_token_cache_ends_at_exp_plus_leeway`` at the end of the
+    module checks that the cache lets it go once exp + leeway has passed."""
+    token, _ = short_lived
+    for _ in range(3):
+        assert http.get("/processes", headers=bearer(token)).status_code == 200
+
+
 # -- token attacks ----------------------------------------------------------------------------------
 
 
@@ -251,6 +266,132 @@ def test_oversized_authorization_header_is_401(size: int, http: httpx.Client) ->
 @pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer  x", "Token abc.def.ghi", "bearer"])
 def test_malformed_authorization_header_is_401(header: str, http: httpx.Client) -> None:
     assert_unauthorized(http.get("/processes", headers={"Authorization": header}))
+
+
+# JSON texts for a time claim that is not a NumericDate in 0..9999-12-31 (see tests/test_security.py for
+# every kind); "{future}" is five minutes from now.
+BAD_TIME_CLAIMS = [
+    ("exp", "1" + "0" * 400),
+    ("exp", '"1767225600"'),
+    ("exp", '"{future}"'),
+    ("exp", "1e400"),
+    ("exp", "-1e400"),
+    ("exp", "NaN"),
+    ("exp", "Infinity"),
+    ("exp", "true"),
+    ("exp", "[{future}]"),
+    ("exp", '{{"at": {future}}}'),
+    ("exp", "253402300800"),
+    ("nbf", "1" + "0" * 400),
+    ("nbf", '"0"'),
+    ("nbf", "1e400"),
+    ("nbf", "-1"),
+    ("nbf", "null"),
+    ("iat", "-1" + "0" * 400),
+    ("iat", '"{future}"'),
+    ("iat", "-Infinity"),
+    ("iat", "false"),
+]
+
+
+@pytest.mark.parametrize(("claim", "raw"), BAD_TIME_CLAIMS)
+def test_time_claims_that_are_not_numeric_dates_are_401(
+    claim: str, raw: str, http: httpx.Client, idp: JwksServer, rsa_key: SigningKey
+) -> None:
+    future = int(time.time()) + 300
+    text = json.dumps({**idp.claims(tenant_id="t-time", roles=[INGEST]), claim: "@@RAW@@"})
+    token = rsa_key.sign_raw(text.replace('"@@RAW@@"', raw.format(future=future)))
+    for answer in (
+        http.get("/processes", headers=bearer(token)),
+        http.get("/status/anything", headers=bearer(token)),
+        http.get("/logs/anything", headers=bearer(token)),
+        http.get("/logs/anything", params={"follow": "true"}, headers=bearer(token)),
+        http.post("/events", json=[event("STARTED", "p")], headers={**bearer(token), "Connection": "close"}),
+    ):
+        problem = assert_unauthorized(answer, token)
+        assert problem["code"] == "invalid_token", problem
+        assert answer.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+        assert f"'{claim}'" in problem["detail"], problem
+
+
+# Signed tokens whose claims a client controls in ways no issuer would produce (each given the real
+# issuer's URL): every one must be refused with 401 on every route, never answered with a 5xx.
+HOSTILE_CLAIMS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "aud-number": lambda issuer: {"aud": 123},
+    "aud-object": lambda issuer: {"aud": {"sentinel": True}},
+    "aud-list-with-a-number": lambda issuer: {"aud": ["sentinel", 5]},
+    "aud-null": lambda issuer: {"aud": None},
+    "aud-true": lambda issuer: {"aud": True},
+    "iss-number": lambda issuer: {"iss": 1e400},
+    "iss-list": lambda issuer: {"iss": [issuer]},
+    "iss-object": lambda issuer: {"iss": {"url": issuer}},
+    "sub-number": lambda issuer: {"sub": 10**400},
+    "sub-object": lambda issuer: {"sub": {"id": "u"}},
+    "jti-list": lambda issuer: {"jti": ["a"]},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_CLAIMS))
+def test_hostile_claims_are_401(kind: str, http: httpx.Client, idp: JwksServer, ec_key: SigningKey) -> None:
+    claims = {**idp.claims(tenant_id="t-hostile", roles=[INGEST]), **HOSTILE_CLAIMS[kind](idp.issuer)}
+    token = ec_key.sign_raw(json.dumps(claims))
+    for answer in (
+        http.get("/processes", headers=bearer(token)),
+        http.get("/status/anything", headers=bearer(token)),
+        http.get("/logs/anything", params={"follow": "true"}, headers=bearer(token)),
+        http.post("/events", json=[event("STARTED", "p")], headers={**bearer(token), "Connection": "close"}),
+    ):
+        assert_unauthorized(answer, token)
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        b"Bearer \xe9t\xe9.a.b",  # latin-1 bytes: not a token
+        b"Bearer \xff\xfe\xfd",
+        b"Bearer a.b.c\xa0",
+        b"Bearer " + b"." * 5000,
+        b"Bearer eyJ9.eyJ9.eyJ9",
+        b"Bearer " + b"A" * 8000 + b"..",
+        b"BEARER\tx.y.z",
+        b"Bearer  " + b" " * 100 + b"x.y.z",
+    ],
+)
+def test_malformed_authorization_bytes_are_401(authorization: bytes, http: httpx.Client) -> None:
+    for path in ("/processes", "/status/anything", "/logs/anything"):
+        answer = http.get(path, headers={"Authorization": authorization})  # type: ignore[dict-item]
+        assert_unauthorized(answer)
+
+
+def test_two_authorization_headers_are_400_and_nothing_is_stored(
+    http: httpx.Client, idp: JwksServer, rsa_key: SigningKey, ec_key: SigningKey
+) -> None:
+    tenant_a, tenant_b = unique("tenant-a"), unique("tenant-b")
+    token_a = rsa_key.sign(idp.claims(tenant_id=tenant_a, roles=[INGEST]))
+    token_b = ec_key.sign(idp.claims(tenant_id=tenant_b, roles=[INGEST]))
+    process_id = unique("dup")
+    pairs = [(token_a, token_b), (token_b, token_a), (token_a, token_a), (token_a, "garbage")]
+    for first, second in pairs:
+        headers = [("Authorization", f"Bearer {first}"), ("Authorization", f"Bearer {second}")]
+        for answer in (
+            http.post("/events", json=[event("STARTED", process_id)], headers=[*headers, ("Connection", "close")]),
+            http.get(f"/status/{process_id}", headers=headers),
+            http.get("/processes", headers=headers),
+            http.get(f"/logs/{process_id}", headers=headers),
+            http.get(f"/logs/{process_id}", params={"follow": "true"}, headers=headers),
+            http.get(f"/logs/{process_id}", headers=[*headers, ("Accept", "text/event-stream")]),
+        ):
+            problem = assert_problem(answer, 400, "duplicate_authorization")
+            assert "Authorization" in problem["detail"]
+            assert answer.headers["www-authenticate"].startswith('Bearer error="invalid_request"')
+            assert first not in answer.text
+            assert second not in answer.text
+    # Nothing was queued: an event posted afterwards is stored, the refused one is not, for either tenant.
+    marker = unique("after")
+    assert http.post("/events", json=[event("STARTED", marker)], headers=bearer(token_a)).status_code == 202
+    wait_for(lambda: http.get(f"/status/{marker}", headers=bearer(token_a)).status_code == 200, 10, "the marker")
+    for token in (token_a, token_b):
+        assert_problem(http.get(f"/status/{process_id}", headers=bearer(token)), 404)
 
 
 # -- tenant and roles -------------------------------------------------------------------------------
@@ -472,3 +613,12 @@ def test_flood_of_random_kids_costs_at_most_a_fetch_or_two(api: ApiServer, idp: 
     assert answers == [401] * 100
     assert idp.jwks_requests <= 2
     assert idp.total_requests == idp.jwks_requests + idp.discovery_requests
+
+
+def test_the_token_cache_ends_at_exp_plus_leeway(http: httpx.Client, short_lived: tuple[str, float]) -> None:
+    """Last in the module, after the 30 s windows above: the token accepted (and cached) at the start is
+    refused once its exp plus the 30 s leeway has passed on this machine's clock, which the server shares."""
+    token, exp = short_lived
+    wait_for(lambda: time.time() > exp + LEEWAY + 0.5, LEEWAY + 60, "exp + leeway to pass", interval=0.1)
+    problem = assert_unauthorized(http.get("/processes", headers=bearer(token)), token)
+    assert problem["code"] == "expired", problem

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from apiserver import ApiServer, event, unique, wait_for
+from apiserver import ApiServer, event, hang_up_mid_body, unique, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwks_server import JwksServer, SigningKey
@@ -356,7 +356,7 @@ def test_http_requests_are_counted_by_route_template_across_workers(env: Env, tr
     assert {key: counts[key] for key in ours} == ours
     for key in counts:
         route, method, status = key
-        assert method in ("GET", "POST"), key
+        assert method in ("GET", "HEAD", "POST"), key
         assert status.isdigit(), key
         assert len(status) == 3, key
 
@@ -418,6 +418,44 @@ def test_http_duration_histogram_per_route(env: Env, traffic: Traffic) -> None:
     for labels, _ in scrape.values("sentinel_http_request_duration_seconds_count"):
         assert traffic.running_id not in labels["route"]
         assert traffic.missing_id not in labels["route"]
+
+
+def test_a_client_that_hangs_up_is_counted_as_499_not_as_a_server_error(env: Env) -> None:
+    def events_counts() -> Counter[str]:
+        counts = http_counts(env.scrape())
+        return Counter({status: n for (route, method, status), n in counts.items() if route == "/events"})
+
+    before = events_counts()
+    hang_ups = 6
+    for _ in range(hang_ups):
+        hang_up_mid_body(env.api.port, "/events", {"Authorization": f"Bearer {env.token}"})
+    env.sent.requests[("/events", "POST", "499")] += hang_ups
+    after = wait_for(
+        lambda: (counts := events_counts())["499"] - before["499"] >= hang_ups and counts,
+        BOUND,
+        "the hang-ups to be counted",
+        interval=0.1,
+    )
+    assert after["499"] - before["499"] == hang_ups, after
+    assert after["500"] == before["500"] == 0, after  # no 500 was ever sent, none is counted
+
+
+def test_head_requests_are_counted_as_head_and_a_head_stream_ends(env: Env, traffic: Traffic) -> None:
+    """HEAD is its own method label; HEAD of an SSE stream is counted at all because its handler ended
+    once the headers were out (a request is counted when its handler returns)."""
+    answers = [
+        env.request("HEAD", "/health"),
+        env.request("HEAD", f"/status/{traffic.running_id}"),
+        env.request("HEAD", f"/logs/{traffic.running_id}", params={"follow": "true"}),
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert all(answer.content == b"" for answer in answers)
+
+    def counted(scrape: Scrape) -> bool:
+        counts = http_counts(scrape)
+        return all(counts[(route, "HEAD", "200")] >= 1 for route in ("/health", STATUS_ROUTE, "/logs/{process_id}"))
+
+    wait_for_scrape(env, counted, "the HEAD requests, the stream's included")
 
 
 # -- ingest -------------------------------------------------------------------------------------------

@@ -20,8 +20,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jwks_server import JwksServer, SigningKey
 
+from sentinel.api.auth import PrincipalResolver
 from sentinel.config import Settings, SettingsError
 from sentinel.security import (
     AuthError,
@@ -34,6 +37,7 @@ from sentinel.security import (
     require_role,
 )
 from sentinel.security.jwks import parse_jwks
+from sentinel.security.tokens import NUMERIC_DATE_MAX
 
 T = TypeVar("T")
 
@@ -180,6 +184,290 @@ def test_token_without_exp_is_refused(idp: JwksServer, rsa_key: SigningKey) -> N
 
     assert (error.status, error.code) == (401, "invalid_token")
     assert "'exp'" in error.detail
+
+
+# -- time claims must be NumericDates (RFC 7519 section 2) ----------------------------------------
+
+# JSON texts that are not a NumericDate Sentinel accepts, by kind. Each replaces one time claim of an
+# otherwise valid token, so the refusal can only come from that claim.
+NOT_NUMERIC_DATES = {
+    "string": '"{future}"',
+    "string-of-the-past": '"1767225600"',
+    "empty-string": '""',
+    "true": "true",
+    "false": "false",
+    "null": "null",
+    "array": "[{future}]",
+    "object": '{{"seconds": {future}}}',
+    "int-10**400": "1" + "0" * 400,
+    "int-minus-10**400": "-1" + "0" * 400,
+    "int-4000-digits": "9" * 4000,
+    "int-5000-digits": "9" * 5000,  # past Python's int-from-text limit: the JSON itself is refused
+    "float-1e400": "1e400",
+    "float-minus-1e400": "-1e400",
+    "float-1e300": "1e300",
+    "NaN": "NaN",
+    "Infinity": "Infinity",
+    "minus-Infinity": "-Infinity",
+    "negative": "-1",
+    "negative-fraction": "-0.5",
+    "after-9999": str(NUMERIC_DATE_MAX + 1),
+}
+
+
+STATIC_ISSUER = "http://127.0.0.1:1/realms/static"
+
+
+def static_verifier(*keys: SigningKey, clock: Callable[[], float] = time.time) -> TokenVerifier:
+    """A verifier whose keys are given (no fetch), for the issuer a ``JwksServer`` would have."""
+    cache = JwksCache(static_jwks={"keys": [key.public_jwk() for key in keys]})
+    return TokenVerifier(STATIC_ISSUER, AUDIENCE, cache, "tenant_id", clock=clock)
+
+
+def static_claims(**extra: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims: dict[str, Any] = {"iss": STATIC_ISSUER, "aud": AUDIENCE, "sub": "u", "iat": now, "exp": now + 300}
+    claims.update(extra)
+    return {name: value for name, value in claims.items() if value is not None}
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("kind", sorted(NOT_NUMERIC_DATES))
+def test_time_claims_that_are_not_numeric_dates_are_401(rsa_key: SigningKey, claim: str, kind: str) -> None:
+    future = int(time.time()) + 300
+    text = json.dumps({**static_claims(tenant_id="acme"), claim: "@@RAW@@"})
+    token = rsa_key.sign_raw(text.replace('"@@RAW@@"', NOT_NUMERIC_DATES[kind].format(future=future)))
+
+    error = rejection(static_verifier(rsa_key), f"Bearer {token}")
+
+    assert (error.status, error.code) == (401, "invalid_token"), error
+    assert error.www_authenticate is not None
+    assert error.www_authenticate.startswith('Bearer error="invalid_token"')
+    if kind != "int-5000-digits":  # that one is not JSON Python can read: "malformed"
+        assert f"'{claim}'" in error.detail, error
+
+
+@pytest.mark.parametrize(
+    ("claims", "expires_at"),
+    [
+        ({"exp": 4_000_000_000.5}, 4_000_000_000.5),  # a fraction is allowed by RFC 7519
+        ({"exp": NUMERIC_DATE_MAX}, float(NUMERIC_DATE_MAX)),
+        ({"exp": 4_000_000_000, "nbf": 0, "iat": 0}, 4e9),
+        ({"exp": 4_000_000_000, "nbf": 1.5, "iat": 2.25}, 4e9),
+    ],
+)
+def test_numeric_dates_in_range_are_accepted(rsa_key: SigningKey, claims: dict[str, Any], expires_at: float) -> None:
+    token = rsa_key.sign(static_claims(tenant_id="acme", **claims))
+
+    principal = verify(static_verifier(rsa_key), token)
+
+    assert principal.tenant == "acme"
+    assert principal.expires_at == expires_at
+    assert type(principal.expires_at) is float
+
+
+def test_time_claims_are_compared_with_leeway_on_the_verifiers_clock(rsa_key: SigningKey) -> None:
+    wall = FakeClock()
+    wall.now = 2_000_000_000.0
+    verifier = static_verifier(rsa_key, clock=wall)
+    leeway = verifier.leeway
+
+    expiring = rsa_key.sign(static_claims(tenant_id="acme", iat=wall.now, exp=wall.now + 10))
+    future_nbf = rsa_key.sign(static_claims(tenant_id="acme", iat=wall.now, nbf=wall.now + leeway + 1, exp=3e9))
+    future_iat = rsa_key.sign(static_claims(tenant_id="acme", iat=wall.now + leeway + 1, exp=3e9))
+
+    assert verify(verifier, expiring).expires_at == wall.now + 10
+    assert rejection(verifier, f"Bearer {future_nbf}").code == "not_yet_valid"
+    assert rejection(verifier, f"Bearer {future_iat}").code == "not_yet_valid"
+    wall.advance(1)
+    assert verify(verifier, future_nbf).tenant == "acme"
+    assert verify(verifier, future_iat).tenant == "acme"
+    wall.advance(10 + leeway - 1 - 0.001)
+    assert verify(verifier, expiring).tenant == "acme"
+    wall.advance(0.001)  # exactly exp + leeway
+    assert rejection(verifier, f"Bearer {expiring}").code == "expired"
+
+
+def test_the_verified_token_cache_ends_at_exp_plus_leeway(rsa_key: SigningKey) -> None:
+    """The cache keeps a token no longer than the token itself is valid, from the same normalised exp."""
+    wall = FakeClock()
+    wall.now = 2_000_000_000.0
+    verifier = static_verifier(rsa_key, clock=wall)
+    resolver = PrincipalResolver(verifier)
+    exp = wall.now + 5.5
+    token = f"Bearer {rsa_key.sign(static_claims(tenant_id='acme', iat=wall.now, exp=exp))}"
+    string_exp = f"Bearer {rsa_key.sign(static_claims(tenant_id='acme', exp=str(int(exp))))}"
+
+    assert run(resolver(token)).expires_at == exp
+    wall.now = exp + verifier.leeway - 0.001  # a cache hit, still valid
+    assert run(resolver(token)).tenant == "acme"
+    wall.now = exp + verifier.leeway
+    with pytest.raises(AuthError) as caught:
+        run(resolver(token))
+    assert caught.value.code == "expired"
+    # A string exp is refused on first sight, so it never reaches the cache either.
+    wall.now = exp - 5
+    for _ in range(2):
+        with pytest.raises(AuthError) as caught:
+            run(resolver(string_exp))
+        assert (caught.value.status, caught.value.code) == (401, "invalid_token")
+
+
+def test_an_unexpected_failure_while_checking_a_token_is_a_logged_401(
+    rsa_key: SigningKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The last line of defence: a defect in the checking itself (here the clock fails) still answers 401,
+    and is logged as the defect it is, with its traceback."""
+
+    def broken_clock() -> float:
+        raise RuntimeError("clock unavailable")
+
+    token = rsa_key.sign(static_claims(tenant_id="acme"))
+    with caplog.at_level(logging.ERROR, logger="sentinel.security"):
+        error = rejection(static_verifier(rsa_key, clock=broken_clock), f"Bearer {token}")
+
+    assert (error.status, error.code) == (401, "invalid_token")
+    assert error.detail == "token could not be verified"
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is not None
+    assert "clock unavailable" in str(record.exc_info[1])
+
+
+# -- whatever a token holds: a principal or an AuthError, never another exception ------------------
+
+
+def _deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+HOSTILE_HEADERS = {
+    "alg-list": '{{"alg": ["RS256"], "kid": "{kid}"}}',
+    "alg-object": '{{"alg": {{"name": "RS256"}}, "kid": "{kid}"}}',
+    "alg-number": '{{"alg": 256, "kid": "{kid}"}}',
+    "alg-null": '{{"alg": null, "kid": "{kid}"}}',
+    "kid-object": '{{"alg": "RS256", "kid": {{"id": "{kid}"}}}}',
+    "kid-list": '{{"alg": "RS256", "kid": ["{kid}"]}}',
+    "kid-huge-number": '{{"alg": "RS256", "kid": 1e400}}',
+    "crit-unknown": '{{"alg": "RS256", "kid": "{kid}", "crit": ["exp"]}}',
+    "crit-not-a-list": '{{"alg": "RS256", "kid": "{kid}", "crit": "b64"}}',
+    "crit-empty": '{{"alg": "RS256", "kid": "{kid}", "crit": []}}',
+    "b64-false": '{{"alg": "RS256", "kid": "{kid}", "b64": false, "crit": ["b64"]}}',
+    "nested-too-deep": '{{"alg": "RS256", "kid": "{kid}", "x": ' + _deep(2000) + "}}",
+    "array": '["RS256", "{kid}"]',
+    "string": '"RS256"',
+    "null": "null",
+    "empty": "",
+    "not-json": "alg=RS256",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_HEADERS))
+def test_hostile_headers_are_401(rsa_key: SigningKey, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    header = HOSTILE_HEADERS[kind].format(kid=rsa_key.kid)
+    token = rsa_key.sign_raw(json.dumps(static_claims(tenant_id="acme")), header=header)
+
+    error = rejection(static_verifier(rsa_key), f"Bearer {token}")
+
+    assert error.status == 401, error
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.records
+
+
+HOSTILE_PAYLOADS = {
+    "array": "[1, 2]",
+    "string": '"claims"',
+    "null": "null",
+    "number": "1e400",
+    "empty": "",
+    "nested-too-deep": _deep(2000),
+    "object-nested-too-deep": '{"tenant_id": "acme", "x": ' + _deep(2000) + "}",
+    "duplicate-members": '{"exp": 1, "exp": "x"}',
+    "truncated": '{"exp": 1',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_PAYLOADS))
+def test_hostile_payloads_are_401(rsa_key: SigningKey, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    token = rsa_key.sign_raw(HOSTILE_PAYLOADS[kind])
+
+    error = rejection(static_verifier(rsa_key), f"Bearer {token}")
+
+    assert (error.status, error.code) == (401, "invalid_token"), error
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.records
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "!!!.@@@.###",
+        "a.b.c",
+        "....",
+        "..",
+        "eyJhbGciOiJSUzI1NiJ9..",
+        b64url(b"\xff\xfe\x00") + ".e30.sig",  # a header that is not UTF-8
+        b64url(b'{"alg":"RS256","kid":"k"}') + "=====.e30.sig",  # padding past what base64 allows
+        "eyJhbGciOiJSUzI1NiJ9.\u00e9.sig",  # non-ASCII (a latin-1 header byte)
+        "eyJhbGciOiJSUzI1NiJ9.e30." + "A" * 8000,
+    ],
+)
+def test_garbage_tokens_are_401(rsa_key: SigningKey, token: str, caplog: pytest.LogCaptureFixture) -> None:
+    error = rejection(static_verifier(rsa_key), f"Bearer {token}")
+
+    assert error.status == 401, error
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.records
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**450), max_value=10**450)
+    | st.floats()
+    | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=10,
+)
+_CLAIM_NAMES = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti", "tenant_id", "roles", "realm_access"]
+_HEADER_NAMES = ["alg", "kid", "typ", "cty", "crit", "b64", "x5c", "zip", "jku", "x5u", "jwk"]
+
+
+class _Errors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    claims=st.dictionaries(st.sampled_from(_CLAIM_NAMES), _json_values, max_size=5),
+    header=st.dictionaries(st.sampled_from(_HEADER_NAMES), _json_values, max_size=3),
+)
+def test_any_token_gives_a_principal_or_a_deliberate_refusal(
+    rsa_key: SigningKey, claims: dict[str, Any], header: dict[str, Any]
+) -> None:
+    """Signed tokens whose claims and header members hold any JSON at all: verification ends in a
+    principal, a 401 or a 403, and never in the logged fallback for an unexpected error."""
+    base_header = {"alg": rsa_key.alg, "kid": rsa_key.kid}
+    token = rsa_key.sign_raw(
+        json.dumps({**static_claims(tenant_id="acme"), **claims}), header=json.dumps({**base_header, **header})
+    )
+    errors = _Errors()
+    logger = logging.getLogger("sentinel.security")
+    logger.addHandler(errors)
+    try:
+        outcome: Principal | AuthError = verify(static_verifier(rsa_key), token)
+    except AuthError as refused:
+        outcome = refused
+    finally:
+        logger.removeHandler(errors)
+    assert not errors.records, [record.getMessage() for record in errors.records]
+    if isinstance(outcome, AuthError):
+        assert outcome.status in (401, 403), outcome
+    else:
+        assert outcome.tenant == claims.get("tenant_id", "acme")
+        assert outcome.expires_at is not None
+        assert 0 <= outcome.expires_at <= NUMERIC_DATE_MAX
 
 
 # -- issuer and audience -------------------------------------------------------------------------

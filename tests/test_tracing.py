@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from apiserver import ApiServer, event, unique, wait_for
+from apiserver import ApiServer, event, hang_up_mid_body, unique, wait_for
 from helpers import enqueue, make_settings, run_worker_until_idle
 from helpers import event as queue_event
 from litestar.exceptions import LitestarDeprecationWarning
@@ -332,6 +332,7 @@ class ReceivedSpan:
     parent_span_id: str
     attributes: dict[str, Any]
     links: list[tuple[str, str]]
+    status: int  # STATUS_CODE_UNSET 0, OK 1, ERROR 2
 
 
 def _value(any_value: Any) -> Any:
@@ -366,6 +367,7 @@ class OtlpReceiver:
                             parent_span_id=span.parent_span_id.hex(),
                             attributes={a.key: _value(a.value) for a in span.attributes},
                             links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+                            status=span.status.code,
                         )
                     )
         with self.lock:
@@ -438,6 +440,8 @@ def spans_named(spans: Sequence[ReceivedSpan], predicate: Callable[[ReceivedSpan
 def test_spans_exported_over_otlp_http_by_a_real_server(tmp_path: Path) -> None:
     request_trace, request_parent = new_trace()
     event_trace, event_span = new_trace()
+    head_trace, head_parent = new_trace()
+    gone_trace, gone_parent = new_trace()
     process_id = unique("otlp")
     with otlp_receiver() as (receiver, endpoint):
         api = ApiServer(
@@ -471,6 +475,13 @@ def test_spans_exported_over_otlp_http_by_a_real_server(tmp_path: Path) -> None:
                 assert answer.status_code == 202, answer.text
                 poll(lambda: http.get(f"/status/{process_id}").status_code == 200, "the events in /status")
                 poll(lambda: http.get(f"/status/{process_id}").json()["log_count"] == 1, "the LOG event stored")
+                head = http.head("/health", headers={"traceparent": traceparent(head_trace, head_parent)})
+                assert head.status_code == 200, head.text
+            hang_up_mid_body(
+                api.port,
+                "/events",
+                {"Authorization": f"Bearer {token}", "traceparent": traceparent(gone_trace, gone_parent)},
+            )
         except BaseException:
             api.kill()
             raise
@@ -480,8 +491,11 @@ def test_spans_exported_over_otlp_http_by_a_real_server(tmp_path: Path) -> None:
         # receiver thread still decoding the last request.
         def exported() -> list[ReceivedSpan] | None:
             spans = receiver.snapshot()
-            ok = spans_named(spans, lambda s: s.trace_id == request_trace and s.kind == 2) and spans_named(
-                spans, lambda s: s.name == "ingest.batch" and (event_trace, event_span) in s.links
+            ok = (
+                spans_named(spans, lambda s: s.trace_id == request_trace and s.kind == 2)
+                and spans_named(spans, lambda s: s.name == "ingest.batch" and (event_trace, event_span) in s.links)
+                and spans_named(spans, lambda s: s.trace_id == head_trace and s.kind == 2)
+                and spans_named(spans, lambda s: s.trace_id == gone_trace and s.kind == 2)
             )
             return spans if ok else None
 
@@ -502,6 +516,19 @@ def test_spans_exported_over_otlp_http_by_a_real_server(tmp_path: Path) -> None:
     assert method == "GET", request.name
     assert route in STATUS_TEMPLATES, request.name
     assert request.attributes["http.response.status_code"] == 404
+    assert request.status == 0  # a 404 is the client's matter: the span status stays unset
+
+    # HEAD is a method of its own, answered by the GET route.
+    [head_span] = spans_named(spans, lambda s: s.trace_id == head_trace and s.kind == 2)
+    assert head_span.name == "HEAD /health", head_span.name
+    assert head_span.attributes["http.request.method"] == "HEAD"
+    assert head_span.attributes["http.response.status_code"] == 200
+    # A client that hung up mid-body: 499 as in the metrics, and not the server's error.
+    [gone] = spans_named(spans, lambda s: s.trace_id == gone_trace and s.kind == 2)
+    assert gone.name == "POST /events", gone.name
+    assert gone.parent_span_id == gone_parent
+    assert gone.attributes["http.response.status_code"] == 499, gone.attributes
+    assert gone.status == 0, gone.status
     # Its store call, a client span of the same trace.
     db = spans_named(spans, lambda s: s.trace_id == request_trace and s.parent_span_id == request.span_id)
     assert db, [(s.name, s.parent_span_id) for s in spans]

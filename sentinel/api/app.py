@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import Receive, Scope, Send
 
 from sentinel import __version__
 from sentinel.api.auth import PrincipalResolver
@@ -20,7 +21,7 @@ from sentinel.api.controllers.logs import LogController
 from sentinel.api.controllers.processes import ProcessController
 from sentinel.api.cursors import CursorCodec
 from sentinel.api.deadlines import body_deadline_middleware
-from sentinel.api.middleware import metrics_middleware, tracing_middleware
+from sentinel.api.middleware import metrics_middleware, serve_head, single_authorization, tracing_middleware
 from sentinel.api.openapi import RawJsonObjectPlugin, document_status_route
 from sentinel.api.problems import EXCEPTION_HANDLERS
 from sentinel.api.runtime import Runtime
@@ -32,6 +33,13 @@ from sentinel.store import open_store
 from sentinel.telemetry import metrics, tracing
 
 log = logging.getLogger("sentinel.api")
+
+
+class SentinelApp(Litestar):
+    """The Litestar app, answering HEAD on every GET route (see ``middleware.serve_head``)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        await serve_head(super().__call__, scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -68,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             store.close()
             tracing.shutdown()
 
-    app = Litestar(
+    app = SentinelApp(
         route_handlers=[HealthController, ProcessController, LogController, EventController],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -76,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             *([tracing_middleware] if traced else []),
             metrics_middleware,
+            single_authorization,
             body_deadline_middleware(settings.http_body_timeout_sec),
         ],
         request_max_body_size=settings.max_body_bytes,

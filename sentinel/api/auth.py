@@ -2,12 +2,12 @@
 
 High-throughput clients send the same token on every request; checking its signature each time would
 cost more than the request itself. A token that verified is remembered (by its exact text) until the
-earlier of its own expiry or ``CACHE_SECONDS``; failures are never cached, and the cache is bounded.
+earlier of its own expiry (plus the verifier's leeway) or ``CACHE_SECONDS``; failures are never cached, and
+the cache is bounded.
 """
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 
 from litestar import Litestar
@@ -25,7 +25,7 @@ class PrincipalResolver:
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     async def __call__(self, authorization: str | None) -> Principal:
-        now = time.time()
+        now = self.verifier.clock()
         if authorization is not None:
             hit = self._cache.get(authorization)
             if hit is not None:
@@ -48,6 +48,7 @@ class PrincipalResolver:
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
+                # The only one: a request with two was refused by middleware.single_authorization.
                 authorization = value.decode("latin-1")
                 break
         return await self(authorization)

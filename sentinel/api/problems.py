@@ -37,6 +37,13 @@ class ApiProblem(Exception):
         self.headers = headers or {}
 
 
+def problem_body(
+    status: int, detail: str | None, *, code: str | None = None, errors: list[ItemError] | None = None
+) -> bytes:
+    body = Problem(title=HTTPStatus(status).phrase, status=status, detail=detail, code=code, errors=errors)
+    return msgspec.json.encode(body)
+
+
 def problem_response(
     status: int,
     detail: str | None,
@@ -45,8 +52,12 @@ def problem_response(
     errors: list[ItemError] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
-    body = Problem(title=HTTPStatus(status).phrase, status=status, detail=detail, code=code, errors=errors)
-    return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers or {})
+    body = problem_body(status, detail, code=code, errors=errors)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or {})
+
+
+def auth_headers(exc: AuthError) -> dict[str, str]:
+    return {"WWW-Authenticate": exc.www_authenticate} if exc.www_authenticate else {}
 
 
 def _api_problem(_: Request[Any, Any, Any], exc: ApiProblem) -> Response[bytes]:
@@ -54,8 +65,7 @@ def _api_problem(_: Request[Any, Any, Any], exc: ApiProblem) -> Response[bytes]:
 
 
 def _auth(_: Request[Any, Any, Any], exc: AuthError) -> Response[bytes]:
-    headers = {"WWW-Authenticate": exc.www_authenticate} if exc.www_authenticate else {}
-    return problem_response(exc.status, exc.detail, code=exc.code, headers=headers)
+    return problem_response(exc.status, exc.detail, code=exc.code, headers=auth_headers(exc))
 
 
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:

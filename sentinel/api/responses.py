@@ -16,12 +16,18 @@ async def send_json(send: Send, document: Any, status: int = 200) -> None:
     For ``GET /status``: Litestar's response pipeline (a Response object, a header multidict, the encoder
     lookup) costs more than reading the status row from SQLite.
     """
-    body = _encode(document)
+    await send_body(send, status, b"application/json", _encode(document))
+
+
+async def send_body(
+    send: Send, status: int, content_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """``body`` as the whole answer, with its type, its length and ``headers``."""
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
+            "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), *(headers or ())],
         }
     )
     await send({"type": "http.response.body", "body": body, "more_body": False})

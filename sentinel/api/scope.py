@@ -8,8 +8,13 @@ from litestar.types import Scope
 # made-up methods cannot add metric series or span names.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
+# Set in the scope of a HEAD request, which is routed and handled as a GET (``middleware.serve_head``).
+HEAD_REQUEST = "sentinel.head"
+
 
 def method_label(scope: Scope) -> str:
+    if scope.get(HEAD_REQUEST):
+        return "HEAD"
     method = scope.get("method")
     return method if isinstance(method, str) and method in KNOWN_METHODS else "_OTHER"
 

@@ -312,7 +312,7 @@ class JwksCache:
             raise JwksError(f"{url}: {reason}") from None
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
             raise JwksError(f"{url}: not valid JSON") from None
 
     def _remaining(self, deadline: float, url: str) -> float:

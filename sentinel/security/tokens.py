@@ -3,11 +3,17 @@
 Everything a client controls is checked before it is used: the header's length before parsing, the ``alg``
 and ``kid`` before a key lookup, and the claims only after the signature holds. Verification itself is a
 few hundred microseconds of CPU, so it runs on the event loop; only key fetching leaves it.
+
+Whatever a token holds, checking it ends in a :class:`Principal` or an :class:`AuthError`, never in another
+exception: a hostile token must not be able to turn a refusal into a server error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +21,9 @@ import jwt
 
 from sentinel.security.jwks import KID_PATTERN, SUPPORTED_ALGORITHMS, JwksCache
 
-__all__ = ["AuthError", "Principal", "TokenVerifier", "require_role"]
+__all__ = ["NUMERIC_DATE_MAX", "TIME_CLAIMS", "AuthError", "Principal", "TokenVerifier", "require_role"]
+
+log = logging.getLogger(__name__)
 
 # Header parameters that would make the token choose its own key (RFC 8725 section 3.10 and RFC 7515
 # 4.1.2-4.1.5). They are never followed; a token carrying one of the fetchable ones is refused outright
@@ -24,6 +32,18 @@ __all__ = ["AuthError", "Principal", "TokenVerifier", "require_role"]
 _FORBIDDEN_HEADERS = ("jku", "x5u", "jwk")
 
 _MAX_TENANT_LENGTH = 50
+
+# The registered time claims (RFC 7519 section 4.1.4-4.1.6). Each is a NumericDate: a JSON number of seconds
+# since 1970-01-01T00:00:00Z (section 2), integer or not. A string, a boolean, null, an array or an object
+# is refused, and so is a number that is not finite or lies outside 0..NUMERIC_DATE_MAX (9999-12-31T23:59:59Z,
+# the last instant the rest of Sentinel can write); every accepted value fits a float exactly enough for
+# the comparisons below and for the verified-token cache.
+TIME_CLAIMS = ("exp", "nbf", "iat")
+NUMERIC_DATE_MAX = 253_402_300_799
+
+# What parsing a hostile token can raise besides PyJWT's own errors, depending on the PyJWT version: JSON
+# nested too deep, numbers too long to convert, base64 that is not. Any of them is a malformed token.
+_MALFORMED = (jwt.PyJWTError, ValueError, TypeError, OverflowError, RecursionError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +61,7 @@ class Principal:
 
 
 class AuthError(Exception):
-    """A request is not authenticated (401) or not allowed (403).
+    """A request's credentials are malformed (400), not authenticated (401) or not allowed (403).
 
     ``detail`` is short, precise and safe to send to the client: it never contains the token or any claim
     value from it. ``code`` is a stable machine string for logs and metrics.
@@ -55,13 +75,14 @@ class AuthError(Exception):
 
     @property
     def www_authenticate(self) -> str | None:
-        """The ``WWW-Authenticate`` value for a 401 (RFC 6750 section 3), or None for a 403."""
-        if self.status != 401:
+        """The ``WWW-Authenticate`` value for a 400 or 401 (RFC 6750 section 3), or None for a 403."""
+        if self.status not in (400, 401):
             return None
         if self.code == "missing_token":
             # RFC 6750 section 3.1: no error code when the request carried no credentials at all.
             return "Bearer"
-        error = "invalid_request" if self.code in {"invalid_request", "token_too_large"} else "invalid_token"
+        malformed = self.status == 400 or self.code in {"invalid_request", "token_too_large"}
+        error = "invalid_request" if malformed else "invalid_token"
         description = self.detail.replace("\\", "").replace('"', "'")
         return f'Bearer error="{error}", error_description="{description}"'
 
@@ -77,6 +98,24 @@ def require_role(principal: Principal, role: str) -> None:
     """Raise 403 ``missing_role`` unless the principal holds ``role``."""
     if not principal.has_role(role):
         raise AuthError(403, "missing_role", f"token lacks the required role '{role}'")
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
+    """The claim as Unix seconds, None when absent; 401 unless it is a NumericDate in range."""
+    if name not in claims:
+        return None
+    value = claims[name]
+    # bool is an int subclass, but JSON true is not a number. Python's JSON parser yields inf for 1e400 and
+    # accepts NaN and Infinity; an int may have any number of digits, so it is compared, never converted.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
+        raise _unauthorized("invalid_token", f"token claim '{name}' must be a NumericDate (a JSON number of seconds)")
+    if not 0 <= value <= NUMERIC_DATE_MAX:
+        raise _unauthorized("invalid_token", f"token claim '{name}' is outside 0..{NUMERIC_DATE_MAX}")
+    return float(value)
 
 
 def _string_list(value: object) -> set[str]:
@@ -105,6 +144,7 @@ class TokenVerifier:
         *,
         leeway: float = 30,
         max_token_bytes: int = 8192,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not issuer or not audience or not tenant_claim:
             raise ValueError("TokenVerifier needs an issuer, an audience and a tenant claim name")
@@ -114,6 +154,8 @@ class TokenVerifier:
         self.tenant_claim = tenant_claim
         self.leeway = leeway
         self.max_token_bytes = max_token_bytes
+        # Wall-clock seconds (Unix time), as the time claims are; the verified-token cache reads it too.
+        self.clock = clock
 
     async def start(self) -> None:
         await self.jwks.start()
@@ -125,18 +167,39 @@ class TokenVerifier:
         return self.jwks.ready()
 
     async def verify(self, authorization: str | None) -> Principal:
+        try:
+            return await self._verify(authorization)
+        except AuthError:
+            raise
+        except Exception:
+            # Every input above is checked by type before use, so this is a defect, logged as one; the
+            # client still gets what it would for any other token that cannot be verified.
+            log.exception("token check failed unexpectedly; the request is refused with 401")
+            raise _unauthorized("invalid_token", "token could not be verified") from None
+
+    async def _verify(self, authorization: str | None) -> Principal:
         token = self._bearer_token(authorization)
         alg, kid = self._checked_header(token)
         key = await self.jwks.get(kid, alg)
         if key is None:
             raise _unauthorized("unknown_key", "token is signed by an unknown key")
         claims = self._decode(token, key)
-        exp = claims.get("exp")
+        times = {name: _numeric_date(claims, name) for name in TIME_CLAIMS}
+        now = self.clock()
+        expires_at = times["exp"]
+        if expires_at is None:  # PyJWT's "require" already refuses this; kept so the rule reads whole here
+            raise _unauthorized("invalid_token", "token lacks the 'exp' claim")
+        if expires_at <= now - self.leeway:
+            raise _unauthorized("expired", "token has expired")
+        for name in ("nbf", "iat"):
+            moment = times[name]
+            if moment is not None and moment > now + self.leeway:
+                raise _unauthorized("not_yet_valid", "token is not valid yet")
         return Principal(
             subject=self._subject(claims),
             tenant=self._tenant(claims),
             roles=_roles(claims),
-            expires_at=float(exp) if isinstance(exp, int | float) else None,
+            expires_at=expires_at,
         )
 
     def _bearer_token(self, authorization: str | None) -> str:
@@ -158,7 +221,7 @@ class TokenVerifier:
     def _checked_header(token: str) -> tuple[str, str]:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+        except _MALFORMED:
             raise _unauthorized("invalid_token", "token is not a well-formed JWT") from None
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in SUPPORTED_ALGORITHMS:
@@ -181,13 +244,17 @@ class TokenVerifier:
                 algorithms=[key.algorithm_name],
                 audience=self.audience,
                 issuer=self.issuer,
-                leeway=self.leeway,
-                options={"require": ["exp", "iss", "aud"], "enforce_minimum_key_length": True},
+                # The time claims are checked by _numeric_date and _verify, strictly: PyJWT converts with
+                # int(), which takes "1767225600" and true, and older releases fail on 1e400 with an error
+                # of their own.
+                options={
+                    "require": ["exp", "iss", "aud"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "enforce_minimum_key_length": True,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise _unauthorized("expired", "token has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise _unauthorized("not_yet_valid", "token is not valid yet") from None
         except jwt.InvalidIssuerError:
             raise _unauthorized("invalid_issuer", "token issuer is not accepted") from None
         except jwt.InvalidAudienceError:
@@ -198,7 +265,7 @@ class TokenVerifier:
             raise _unauthorized("invalid_signature", "token signature does not verify") from None
         except jwt.InvalidAlgorithmError:
             raise _unauthorized("unsupported_alg", "token algorithm does not match its key") from None
-        except jwt.PyJWTError:
+        except _MALFORMED:
             raise _unauthorized("invalid_token", "token is malformed or invalid") from None
 
     @staticmethod

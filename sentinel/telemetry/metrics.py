@@ -50,6 +50,9 @@ LOGS_PURGED = Counter("sentinel_logs_purged", "Log rows deleted by retention")
 HTTP_REQUESTS = Counter(
     "sentinel_http_requests", "HTTP requests by route template, method and status", ["route", "method", "status"]
 )
+# The status label of a request whose client hung up before the answer began (nginx's "client closed
+# request"): nothing was sent, so it is neither the server's error nor any answer's status.
+CLIENT_CLOSED_REQUEST = 499
 HTTP_DURATION = Histogram(
     "sentinel_http_request_duration_seconds",
     "HTTP request duration by route template and method",
