@@ -58,8 +58,11 @@ class SentinelHandler(logging.Handler):
         self._inside = threading.local()
 
     def emit(self, record: logging.LogRecord) -> None:
-        # The client's own records (its sender logs through ``logging``) never loop back into it.
+        # The client's own records never loop back into it: its loggers, and anything logged on its own
+        # threads (httpx logs every request the sender makes).
         if record.name.startswith("sentinel.client") or getattr(self._inside, "busy", False):
+            return
+        if record.threadName is not None and record.threadName.startswith(("sentinel-sender", "sentinel-heartbeat")):
             return
         run = current_run()
         process_id = run.process_id if run is not None else self.process_id

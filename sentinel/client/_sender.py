@@ -82,6 +82,7 @@ class Sender:
         self._deadline: float | None = None
         self._thread: threading.Thread | None = None
         self._sent = self._dropped = self._rejected = self._retries = self._batches = 0
+        self._given_up = 0  # events abandoned because close's deadline came first
 
     # -- producer side ---------------------------------------------------------------------------
 
@@ -109,8 +110,8 @@ class Sender:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="sentinel-sender", daemon=True)
                 self._thread.start()
-            if len(self._buffer) >= self.max_batch:
-                self._cond.notify_all()
+            if len(self._buffer) == 1 or len(self._buffer) >= self.max_batch:
+                self._cond.notify_all()  # the first event starts the age clock; a full batch leaves now
             return True
 
     def _closed(self) -> bool:
@@ -156,7 +157,7 @@ class Sender:
                 self._dropped += len(self._buffer)
                 self._buffer.clear()
             self._thread = None
-            return left == 0
+            return left == 0 and self._given_up == 0
 
     def stats(self) -> SenderStats:
         with self._cond:
@@ -249,6 +250,7 @@ class Sender:
             if not self._wait(delay):
                 with self._cond:
                     self._dropped += len(batch)
+                    self._given_up += len(batch)
                 log.warning("sentinel client: gave up on %d event(s) at close", len(batch))
                 return
 
