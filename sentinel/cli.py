@@ -255,7 +255,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         else:
             print(f"dry run: {path} is up to date; nothing to apply")
         return 0
-    store = SqliteStore(path)
+    try:
+        store = SqliteStore(path)
+    except OSError as exc:
+        raise CliError(f"cannot create the data directory {path.parent}: {exc.strerror or exc}") from None
     try:
         applied = store.migrate()
     finally:
@@ -449,7 +452,8 @@ def _client(args: argparse.Namespace) -> SentinelClient:
         if not key.is_file():
             raise CliError(
                 f"no token: pass --token or set SENTINEL_TOKEN (for a dev server, no dev key at {key} "
-                f"from {_where_from(args)} to mint one from: point --data-dir at the server's data directory)"
+                f"from {_where_from(args)} to mint one from: point --data-dir or SENTINEL_DATA_DIR at the server's "
+                "data directory)"
             )
         from sentinel.security import DevAuthority
 
