@@ -308,16 +308,11 @@ def _new_id() -> str:
     return event_id()
 
 
-def _status_path(process_id: str) -> str:
+def _path(resource: str, process_id: str) -> str:
+    """``/status/<id>`` or ``/logs/<id>``, the id quoted whole (it may hold '/', '?', '#')."""
     if not process_id:
         raise ValueError("process_id: required")
-    return f"/status/{quote(process_id, safe='')}"
-
-
-def _logs_path(process_id: str) -> str:
-    if not process_id:
-        raise ValueError("process_id: required")
-    return f"/logs/{quote(process_id, safe='')}"
+    return f"/{resource}/{quote(process_id, safe='')}"
 
 
 class SentinelClient(BaseClient):
@@ -364,7 +359,7 @@ class SentinelClient(BaseClient):
 
     def status(self, process_id: str) -> Process:
         """The status document of one process; :class:`NotFound` if there is none for this tenant."""
-        return self._get(_status_path(process_id), Process)
+        return self._get(_path("status", process_id), Process)
 
     def processes(
         self,
@@ -398,7 +393,7 @@ class SentinelClient(BaseClient):
         dropped connection with ``Last-Event-ID`` (no line lost or repeated) and ends once the process
         has ended and its lines are out; it gives up after ``reconnect_for`` seconds without a connection."""
         params = log_params(level, since, page_size)
-        path = _logs_path(process_id)
+        path = _path("logs", process_id)
         if follow:
             yield from self._follow(path, params, _Follow(reconnect_for))
             return
@@ -498,7 +493,7 @@ class AsyncSentinelClient(BaseClient):
         return await self._get("/health", Health)
 
     async def status(self, process_id: str) -> Process:
-        return await self._get(_status_path(process_id), Process)
+        return await self._get(_path("status", process_id), Process)
 
     async def processes(
         self,
@@ -529,7 +524,7 @@ class AsyncSentinelClient(BaseClient):
         reconnect_for: float = 300.0,
     ) -> AsyncIterator[LogLine]:
         params = log_params(level, since, page_size)
-        path = _logs_path(process_id)
+        path = _path("logs", process_id)
         if follow:
             async for entry in self._follow(path, params, _Follow(reconnect_for)):
                 yield entry
