@@ -463,9 +463,11 @@ def _client(args: argparse.Namespace) -> SentinelClient:
 
 
 def _show(console: Console, renderable: RenderableType) -> None:
-    """Print; off a terminal, without the padding rich leaves at the end of table lines."""
+    """Print whole lines (a terminal narrower than the table wraps them, as it does kubectl's output);
+    off a terminal, without the padding rich leaves at the end of table lines. (``--watch`` redraws in
+    place instead, so it crops its frames to the terminal's width, as watch(1) does.)"""
     if console.is_terminal:
-        console.print(renderable)
+        console.print(renderable, crop=False)
         return
     with console.capture() as captured:
         console.print(renderable)
@@ -523,20 +525,20 @@ def _cell(value: object) -> str:
 
 
 def process_table(processes: Sequence[Process], wide: bool, now: datetime) -> RenderableType:
+    """The ``ps`` table. Columns never shrink below their content: a narrow terminal wraps lines (as
+    kubectl's output does) instead of cutting ids and statuses."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
     columns = ["ID", "STATUS", "NAME", "PROGRESS", "LAST SEEN", "DURATION"]
     if wide:
         columns += ["TYPE", "PACKAGE", "STEP", "EVENTS", "LOGS", "ERROR"]
-    for name in columns:
-        table.add_column(name, no_wrap=True, overflow="fold")
+    rows: list[list[str]] = []
     for process in processes:
         seen = "-" if process.last_seen_at is None else human_duration((now - process.last_seen_at).total_seconds())
-        row: list[str | Text] = [
+        row = [
             process.process_id,
-            Text(process.status, style=STATUS_STYLE.get(process.status, "")),
+            process.status,
             _cell(process.process_name),
             _progress(process),
             seen if seen == "-" else f"{seen} ago",
@@ -552,7 +554,13 @@ def process_table(processes: Sequence[Process], wide: bool, now: datetime) -> Re
                 str(process.log_count),
                 _cell(error[:80] if error else None),
             ]
-        table.add_row(*row)
+        rows.append(row)
+    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for index, name in enumerate(columns):
+        widest = max([len(name), *(len(row[index]) for row in rows)])
+        table.add_column(name, no_wrap=True, min_width=widest)
+    for row in rows:
+        table.add_row(row[0], Text(row[1], style=STATUS_STYLE.get(row[1], "")), *row[2:])
     return table
 
 
@@ -896,6 +904,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        # The reader went away (``sentinel ps | head``): stop quietly, and keep the interpreter's final
+        # flush of stdout from complaining about the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 0
     except Exception as exc:
         if args.verbose:

@@ -914,3 +914,62 @@ def test_ps_watch_redraws_until_interrupted(views: ApiServer, seeded: dict[str, 
 @pytest.mark.slow
 def test_ps_watch_with_json_is_refused(views: ApiServer) -> None:
     assert_one_line_error(view(views, "ps", "--watch", "-o", "json"), "--watch")
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
+    """Run a command with its stdout on a pseudo-terminal; what it wrote there."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(sentinel_argv(*args), env=env, stdout=slave, stderr=subprocess.PIPE)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO once the child has closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        return b"".join(chunks)
+    finally:
+        os.close(master)
+
+
+@pytest.mark.slow
+def test_colours_only_on_a_terminal(views: ApiServer, seeded: dict[str, str]) -> None:
+    env = base_env(views.data_dir, SENTINEL_URL=views.base_url, NO_PROXY="127.0.0.1", TERM="xterm-256color")
+    env.pop("NO_COLOR", None)
+    coloured = _on_a_terminal(["ps", "--type", seeded["kind"]], env)
+    assert ANSI.search(coloured), coloured
+    assert seeded["failed"].encode() in coloured
+    plain = _on_a_terminal(["ps", "--type", seeded["kind"]], {**env, "NO_COLOR": "1"})
+    assert seeded["failed"].encode() in plain
+    colour = re.compile(rb"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|9[0-7])(?:;[0-9]+)*m")
+    assert colour.search(coloured)
+    assert not colour.search(plain), "NO_COLOR is honoured (bold stays, as the convention allows)"
+    piped = view(views, "ps", "--type", seeded["kind"])
+    assert not ANSI.search(piped.stdout)
+    # an 80-column terminal: long lines are wrapped by the terminal, never cut
+    wide = _on_a_terminal(["ps", "--type", seeded["kind"], "-o", "wide"], env)
+    assert b"COMPLETED" in wide
+    assert b"ORA-01555 snapshot too old" in wide
+
+
+def test_a_closed_pipe_ends_quietly(data_dir: Path) -> None:
+    with subprocess.Popen(
+        sentinel_argv("simulate", "--stdout", "-n", "3000", "-q"),
+        env=base_env(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        proc.stdout.close()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert err == b""

@@ -216,7 +216,8 @@ def test_413_splits_the_batch(scripted: tuple[str, type[_Scripted]]) -> None:
     assert [len(json.loads(body)) for _, body in handler.seen] == [4, 2, 2]
 
 
-def test_client_credentials_fetch_and_refresh_before_expiry() -> None:
+@pytest.mark.slow
+def test_client_credentials_fetch_refresh_and_work_against_a_server(tmp_path: Path) -> None:
     key = SigningKey.ec(kid="cc")
     issued: list[str] = []
 
@@ -225,7 +226,7 @@ def test_client_credentials_fetch_and_refresh_before_expiry() -> None:
             body = self.rfile.read(int(self.headers["content-length"])).decode()
             assert "grant_type=client_credentials" in body
             assert self.headers["authorization"].startswith("Basic ")
-            token = key.sign(idp.claims(tenant_id="acme", ttl=60))
+            token = key.sign(idp.claims(tenant_id="acme", ttl=60, roles=["sentinel-ingest"]))
             issued.append(token)
             answer = json.dumps({"access_token": token, "expires_in": 2, "token_type": "Bearer"}).encode()
             self.send_response(200)
@@ -251,6 +252,20 @@ def test_client_credentials_fetch_and_refresh_before_expiry() -> None:
             assert second != first
             assert credentials.fetches == 2
             assert issued == [first, second]
+            # a service's client: tokens from the endpoint, accepted by a real server
+            with (
+                ApiServer(tmp_path / "data", idp=idp) as server,
+                SentinelClient(server.base_url, credentials, flush_interval=0.05) as client,
+            ):
+                process_id = unique("cc")
+                client.emit("STARTED", process_id)
+                assert client.flush(VISIBLE)
+                assert client.stats().sent == 1
+                assert wait_count(client, process_id, 1).tenant_id == "acme"
+            discovered = ClientCredentials("svc", "s3cret", issuer=idp.issuer)
+            assert discovered._endpoint() == idp.issuer + "/protocol/openid-connect/token"
+            discovered.close()
+            credentials.close()
         finally:
             endpoint.shutdown()
             endpoint.server_close()
@@ -494,6 +509,26 @@ def test_sigkill_of_a_tracked_producer_leads_to_stalled(api: ApiServer, token: s
             producer.wait(10)
         if producer.stdout is not None:
             producer.stdout.close()
+
+
+@pytest.mark.slow
+def test_events_still_buffered_at_exit_are_delivered(api: ApiServer, token: str, tmp_path: Path) -> None:
+    process_id = unique("at-exit")
+    script = tmp_path / "short.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from sentinel.client import SentinelClient
+            client = SentinelClient({api.base_url!r}, {token!r}, flush_interval=3600)
+            client.emit("STARTED", {process_id!r})
+            client.emit("COMPLETED", {process_id!r}, result={{"exit": "without close"}})
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
+    subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=60)
+    with SentinelClient(api.base_url, token) as reader:
+        assert wait_status(reader, process_id, "COMPLETED").result == {"exit": "without close"}
 
 
 # -- logging -------------------------------------------------------------------------------------------
