@@ -538,19 +538,19 @@ def test_a_named_data_dir_that_does_not_exist_is_reported(tmp_path: Path) -> Non
 # -- emit judges every line as the ingest will ------------------------------------------------------------
 
 
-def _nested(depth: int) -> bytes:
-    return encode(event(process_id="deep")).replace(
-        b'"event_id"', b'"x":' + b"[" * depth + b"]" * depth + b',"event_id"'
-    )
+def _nested(field: str, depth: int) -> bytes:
+    nested = f'"{field}":'.encode() + b"[" * depth + b"]" * depth + b',"event_id"'
+    return encode(event(process_id="deep")).replace(b'"event_id"', nested)
 
 
 @pytest.mark.parametrize("depth", [1_000, 100_000])
+@pytest.mark.parametrize("field", ["message", "unknown_field"])
 def test_emit_of_a_deeply_nested_line_queues_every_line_and_judges_it(
-    migrated: Path, data_dir: Path, tmp_path: Path, depth: int
+    migrated: Path, data_dir: Path, tmp_path: Path, depth: int, field: str
 ) -> None:
     first = encode(event(event_type="STARTED", process_id="deep"))
     source = tmp_path / "deep.jsonl"
-    source.write_bytes(first + b"\n" + _nested(depth) + b"\n" + encode(event(process_id="deep")) + b"\n")
+    source.write_bytes(first + b"\n" + _nested(field, depth) + b"\n" + encode(event(process_id="deep")) + b"\n")
     result = sentinel_cmd("emit", str(source), env=base_env(data_dir))
     assert result.returncode == 0, result.stderr.decode()
     err = result.stderr.decode()

@@ -689,3 +689,15 @@ def _post(url: str, body: bytes) -> Any:
     import httpx
 
     return httpx.post(f"{url}/events", content=body, headers={"content-type": "application/json"})
+
+
+@pytest.mark.slow
+def test_process_ids_with_reserved_characters_are_read_back(client: SentinelClient) -> None:
+    process_id = unique("job/with spaces?and#hash%2F")
+    client.emit("STARTED", process_id)
+    client.emit("LOG", process_id, level="INFO", message="odd id")
+    assert client.flush(VISIBLE)
+    assert wait_count(client, process_id, 2).process_id == process_id
+    assert [line.message for line in client.logs(process_id)] == ["odd id"]
+    with pytest.raises(ValueError, match="process_id"):
+        client.status("")
