@@ -543,7 +543,14 @@ def test_logging_handler_ships_records_of_the_current_run(client: SentinelClient
     logger.propagate = False
     handler = client.handler()
     logger.addHandler(handler)
-    logging.getLogger().addHandler(handler)  # even on the root logger, the client's own records stay out
+    catch_all = unique("catch-all")
+    # On the root logger, with a process for records outside a run: the client's own records (httpx
+    # logs each request the sender makes, on the sender's thread) must still stay out, or they loop.
+    root_handler = client.handler(process_id=catch_all)
+    logging.getLogger().addHandler(root_handler)
+    httpx_logger = logging.getLogger("httpx")
+    httpx_level = httpx_logger.level
+    httpx_logger.setLevel(logging.INFO)  # httpx logs every request the sender makes, on the sender's thread
     tracer = TracerProvider().get_tracer("test")
     before = client.stats().sent
     try:
@@ -562,7 +569,8 @@ def test_logging_handler_ships_records_of_the_current_run(client: SentinelClient
         context = span.get_span_context()
     finally:
         logger.removeHandler(handler)
-        logging.getLogger().removeHandler(handler)
+        logging.getLogger().removeHandler(root_handler)
+        httpx_logger.setLevel(httpx_level)
     wait_status(client, run.process_id, "COMPLETED")
     lines = list(client.logs(run.process_id))
     assert [(line.level, line.message) for line in lines] == [
@@ -578,6 +586,9 @@ def test_logging_handler_ships_records_of_the_current_run(client: SentinelClient
     assert first.component == logger.name
     assert lines[3].details is not None
     assert "KeyError: 'missing'" in lines[3].details["exception"]
+    assert client.flush(VISIBLE)
+    with pytest.raises(NotFound):
+        client.status(catch_all)  # nothing of the client's own was shipped
     assert {(line.trace_id, line.span_id) for line in lines} == {
         (f"{context.trace_id:032x}", f"{context.span_id:016x}")
     }

@@ -169,7 +169,8 @@ class _Follow:
         elif now - self.failing_since > self.reconnect_for:
             if isinstance(failure, ApiError | ConnectionFailed):
                 raise failure
-            raise ConnectionFailed(f"log stream lost for more than {self.reconnect_for:.0f}s: {failure}")
+            why = failure or "the server kept closing the stream"
+            raise ConnectionFailed(f"log stream lost for more than {self.reconnect_for:.0f}s: {why}")
         delay = backoff(self.attempt, base=0.25, cap=5.0)
         self.attempt += 1
         return delay

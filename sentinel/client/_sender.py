@@ -268,11 +268,13 @@ class Sender:
             for index, item in sorted(bad.items()):
                 self._reject(batch[index], response.status_code, item.code, item.reason)
             return [payload for index, payload in enumerate(batch) if index not in bad]
+        # The whole request was refused (a token, a role, a body): one warning for the batch.
+        log.warning("sentinel client: %d event(s) refused by the server: %s", len(batch), error)
         for payload in batch:
-            self._reject(payload, response.status_code, problem.code or "refused", str(error))
+            self._reject(payload, response.status_code, problem.code or "refused", str(error), warn=False)
         return []
 
-    def _reject(self, payload: bytes, status: int, code: str, reason: str) -> None:
+    def _reject(self, payload: bytes, status: int, code: str, reason: str, *, warn: bool = True) -> None:
         try:
             event: dict[str, Any] = msgspec.json.decode(payload)
         except msgspec.DecodeError:
@@ -281,13 +283,14 @@ class Sender:
         with self._cond:
             self._rejected += 1
             self.rejections.append(rejected)
-        log.warning(
-            "sentinel client: event %s (%s) refused by the server: %s: %s",
-            event.get("event_id"),
-            event.get("event_type"),
-            code,
-            reason,
-        )
+        if warn:
+            log.warning(
+                "sentinel client: event %s (%s) refused by the server: %s: %s",
+                event.get("event_id"),
+                event.get("event_type"),
+                code,
+                reason,
+            )
         if self.on_reject is not None:
             try:
                 self.on_reject(rejected)
