@@ -473,25 +473,30 @@ def test_a_resent_batch_is_stored_once(client: SentinelClient, api: ApiServer, t
     assert client.status(process_id).event_count == 3
 
 
+def producer_script(tmp_path: Path, source: str) -> tuple[list[str], dict[str, str]]:
+    """A producer program in a file of its own: its command line and a clean environment."""
+    script = tmp_path / f"producer-{uuid.uuid4().hex[:8]}.py"
+    script.write_text(textwrap.dedent(source))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
+    return [sys.executable, str(script)], env
+
+
 @pytest.mark.slow
 def test_sigkill_of_a_tracked_producer_leads_to_stalled(api: ApiServer, token: str, tmp_path: Path) -> None:
     process_id = unique("killed")
-    script = tmp_path / "producer.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import sys, time
-            from sentinel.client import SentinelClient
-            client = SentinelClient({api.base_url!r}, {token!r}, flush_interval=0.05)
-            with client.track("doomed", process_id={process_id!r}, heartbeat_interval=0.2) as run:
-                run.progress(10, "working")
-                print("started", flush=True)
-                time.sleep(600)
-            """
-        )
+    argv, env = producer_script(
+        tmp_path,
+        f"""
+        import sys, time
+        from sentinel.client import SentinelClient
+        client = SentinelClient({api.base_url!r}, {token!r}, flush_interval=0.05)
+        with client.track("doomed", process_id={process_id!r}, heartbeat_interval=0.2) as run:
+            run.progress(10, "working")
+            print("started", flush=True)
+            time.sleep(600)
+        """,
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
-    producer = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE)
+    producer = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
     try:
         assert producer.stdout is not None
         assert producer.stdout.readline().strip() == b"started"
@@ -514,19 +519,16 @@ def test_sigkill_of_a_tracked_producer_leads_to_stalled(api: ApiServer, token: s
 @pytest.mark.slow
 def test_events_still_buffered_at_exit_are_delivered(api: ApiServer, token: str, tmp_path: Path) -> None:
     process_id = unique("at-exit")
-    script = tmp_path / "short.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            from sentinel.client import SentinelClient
-            client = SentinelClient({api.base_url!r}, {token!r}, flush_interval=3600)
-            client.emit("STARTED", {process_id!r})
-            client.emit("COMPLETED", {process_id!r}, result={{"exit": "without close"}})
-            """
-        )
+    argv, env = producer_script(
+        tmp_path,
+        f"""
+        from sentinel.client import SentinelClient
+        client = SentinelClient({api.base_url!r}, {token!r}, flush_interval=3600)
+        client.emit("STARTED", {process_id!r})
+        client.emit("COMPLETED", {process_id!r}, result={{"exit": "without close"}})
+        """,
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
-    subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=60)
+    subprocess.run(argv, env=env, check=True, timeout=60)
     with SentinelClient(api.base_url, token) as reader:
         assert wait_status(reader, process_id, "COMPLETED").result == {"exit": "without close"}
 
