@@ -455,11 +455,34 @@ def _client(args: argparse.Namespace) -> SentinelClient:
                 f"from {_where_from(args)} to mint one from: point --data-dir or SENTINEL_DATA_DIR at the server's "
                 "data directory)"
             )
+        return SentinelClient(url, _DevTokens(settings, args.tenant), timeout=args.timeout)
+    return SentinelClient(url, token, timeout=args.timeout)
+
+
+class _DevTokens:
+    """Tokens minted from a dev server's key, renewed before they expire (``ps --watch`` runs for hours)."""
+
+    TTL = 3600
+
+    def __init__(self, settings: Settings, tenant: str) -> None:
         from sentinel.security import DevAuthority
 
-        authority = DevAuthority(settings.data_dir, tenant_claim=settings.tenant_claim)
-        token = authority.mint(args.tenant, roles=(), ttl_seconds=3600, subject="sentinel-cli")
-    return SentinelClient(url, token, timeout=args.timeout)
+        self._authority = DevAuthority(settings.data_dir, tenant_claim=settings.tenant_claim)
+        self._tenant = tenant
+        self._token = ""
+        self._renew_at = 0.0
+
+    def token(self) -> str:
+        if time.monotonic() >= self._renew_at:
+            self._token = self._authority.mint(self._tenant, roles=(), ttl_seconds=self.TTL, subject="sentinel-cli")
+            self._renew_at = time.monotonic() + self.TTL / 2
+        return self._token
+
+    async def atoken(self) -> str:
+        return self.token()
+
+    def invalidate(self, token: str) -> None:
+        self._renew_at = 0.0
 
 
 def _show(console: Console, renderable: RenderableType) -> None:
@@ -871,13 +894,17 @@ def _one_line(text: str) -> str:
 
 def _describe(exc: BaseException) -> tuple[str, int]:
     """The line and exit status for an error that escaped a command."""
-    from sentinel.client import SentinelError
+    from sentinel.client import ConnectionFailed, SentinelError, Unauthorized
     from sentinel.store.base import StoreError
 
     if isinstance(exc, CliError):
         return str(exc), exc.code
     if isinstance(exc, SettingsError):
         return f"configuration error: {exc}", 2
+    if isinstance(exc, ConnectionFailed):
+        return f"{exc}; is the server running? Point --url or SENTINEL_URL at it", 1
+    if isinstance(exc, Unauthorized):
+        return f"{exc}; pass a token the server accepts with --token or SENTINEL_TOKEN", 1
     if isinstance(exc, SentinelError):
         return str(exc), 1
     if isinstance(exc, StoreError):

@@ -11,6 +11,7 @@ import re
 import signal
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -973,3 +974,17 @@ def test_a_closed_pipe_ends_quietly(data_dir: Path) -> None:
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert err == b""
+
+
+def test_dev_tokens_of_the_views_are_renewed(dev_key: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = cli._DevTokens(load_settings({"SENTINEL_DATA_DIR": str(data_dir)}), "globex")
+    first = tokens.token()
+    assert tokens.token() == first, "kept while fresh"
+    assert _claims(first)["tenant_id"] == "globex"
+    assert _claims(first)["exp"] - _claims(first)["iat"] == cli._DevTokens.TTL
+    later = time.monotonic() + cli._DevTokens.TTL / 2 + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    renewed = tokens.token()
+    assert renewed != first, "renewed halfway through its life"
+    tokens.invalidate(renewed)
+    assert tokens.token() != renewed, "a refused token is replaced"
