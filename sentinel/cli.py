@@ -616,10 +616,10 @@ def _ps_view(client: SentinelClient, args: argparse.Namespace) -> RenderableType
 def cmd_ps(args: argparse.Namespace) -> int:
     import msgspec
 
+    if args.watch and args.output == "json":
+        raise CliError("--watch shows a table; it cannot be combined with -o json", code=2)
     with _client(args) as client:
         if args.output == "json":
-            if args.watch:
-                raise CliError("--watch shows a table; it cannot be combined with -o json")
             sys.stdout.buffer.write(msgspec.json.encode(_fetch_processes(client, args)) + b"\n")
             return 0
         console = _console()

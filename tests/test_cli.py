@@ -912,9 +912,8 @@ def test_ps_watch_redraws_until_interrupted(views: ApiServer, seeded: dict[str, 
     assert "Traceback" not in text
 
 
-@pytest.mark.slow
-def test_ps_watch_with_json_is_refused(views: ApiServer) -> None:
-    assert_one_line_error(view(views, "ps", "--watch", "-o", "json"), "--watch")
+def test_ps_watch_with_json_is_refused(data_dir: Path) -> None:
+    assert_one_line_error(sentinel_cmd("ps", "--watch", "-o", "json", env=base_env(data_dir)), "--watch", code=2)
 
 
 def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
