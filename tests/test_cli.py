@@ -987,3 +987,39 @@ def test_dev_tokens_of_the_views_are_renewed(dev_key: Path, data_dir: Path, monk
     assert renewed != first, "renewed halfway through its life"
     tokens.invalidate(renewed)
     assert tokens.token() != renewed, "a refused token is replaced"
+
+
+@pytest.mark.slow
+def test_serve_with_the_defaults_fits_the_machine(tmp_path: Path) -> None:
+    """No --workers and no SENTINEL_WORKER_THREADS: no more HTTP workers than cores, so Granian has
+    nothing to warn about."""
+    port = free_port()
+    env = base_env(tmp_path / "data", PYTHONUNBUFFERED="1")
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            sentinel_argv("serve", "--dev", "--host", "127.0.0.1", "--port", str(port)),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        with SentinelClient(f"http://127.0.0.1:{port}", "unused.token.here", timeout=2) as probe:
+            wait_for(lambda: _answers(probe), 60, "the server")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    text = log_path.read_text()
+    expected = max(1, min(3, len(os.sched_getaffinity(0))))
+    assert f"({expected} HTTP worker(s)," in text, text
+    assert "Consider using" not in text, text
+    assert "Traceback" not in text, text
+
+
+def _answers(client: SentinelClient) -> bool:
+    try:
+        client.health()
+    except Exception:
+        return False
+    return True
