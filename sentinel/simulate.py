@@ -11,14 +11,17 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import msgspec
 
-from sentinel._core import EVENT_TYPES, PRIORITIES
+from sentinel import _core
+from sentinel._core._shared import DEFAULT_PRIORITY
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 PROCESS_TYPES = ("BATCH", "ETL", "REPORT", "SYNC", "BILLING")
 PACKAGES = ("PKG_LOADER", "PKG_BILLING", "PKG_REPORTS", "PKG_SYNC")
@@ -46,22 +49,10 @@ def _ts(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _process_events(
-    rnd: random.Random, cfg: SimulationConfig, tenant: str, pid: str, start: datetime
-) -> Iterator[dict[str, Any]]:
-    clock = start
-
+def _process_events(rnd: random.Random, cfg: SimulationConfig, tenant: str, pid: str) -> Iterator[dict[str, Any]]:
     def event(kind: str, **fields: Any) -> dict[str, Any]:
-        nonlocal clock
-        clock += timedelta(milliseconds=rnd.randint(5, 400))
-        return {
-            "event_id": uuid.uuid4().hex,
-            "event_type": kind,
-            "process_id": pid,
-            "tenant_id": tenant,
-            "timestamp": _ts(clock),
-            **fields,
-        }
+        # No timestamp yet: ``generate`` stamps each event with the moment it is produced.
+        return {"event_id": uuid.uuid4().hex, "event_type": kind, "process_id": pid, "tenant_id": tenant, **fields}
 
     package = rnd.choice(PACKAGES)
     yield event(
@@ -108,10 +99,19 @@ def _process_events(
 
 
 def generate(cfg: SimulationConfig) -> Iterator[bytes]:
-    """The raw messages of one run, interleaved across ``cfg.concurrency`` live processes."""
+    """The raw messages of one run, interleaved across ``cfg.concurrency`` live processes.
+
+    Every event is stamped with the time it is produced (strictly increasing, so the events of a
+    process keep their order); a late event keeps its stamp and is only sent later."""
     rnd = random.Random(cfg.seed)
     encode = msgspec.json.encode
-    start = datetime.now(UTC) - timedelta(seconds=30)
+    last_us = 0
+
+    def stamp() -> str:
+        nonlocal last_us
+        last_us = max(time.time_ns() // 1000, last_us + 1)
+        return _ts(_EPOCH + timedelta(microseconds=last_us))
+
     pending = iter(range(cfg.processes))
     live: list[Iterator[dict[str, Any]]] = []
     late: list[bytes] = []
@@ -122,11 +122,7 @@ def generate(cfg: SimulationConfig) -> Iterator[bytes]:
         if number is None:
             return False
         tenant = cfg.tenants[number % len(cfg.tenants)]
-        live.append(
-            _process_events(
-                rnd, cfg, tenant, f"{prefix}-{number:06d}", start + timedelta(milliseconds=rnd.randint(0, 20_000))
-            )
-        )
+        live.append(_process_events(rnd, cfg, tenant, f"{prefix}-{number:06d}"))
         return True
 
     while len(live) < cfg.concurrency and admit():
@@ -138,6 +134,7 @@ def generate(cfg: SimulationConfig) -> Iterator[bytes]:
             live.pop(index)
             admit()
             continue
+        item["timestamp"] = stamp()
         payload = encode(item)
         if rnd.random() < cfg.invalid_rate:
             yield rnd.choice(
@@ -159,18 +156,23 @@ def generate(cfg: SimulationConfig) -> Iterator[bytes]:
     yield from late
 
 
+def judge(payloads: Sequence[bytes]) -> tuple[list[int], list[tuple[int, str, str]]]:
+    """What the ingest will make of these queue messages, judged by the same core: the queue priority
+    of each (sentinel_pkg's rule, errors first; the default for a message the ingest will refuse) and
+    ``(index, code, reason)`` of every message it will dead-letter."""
+    events, rejects = _core.decode_batch(payloads)
+    priorities = [DEFAULT_PRIORITY] * len(payloads)
+    refused = {index for index, _, _, _ in rejects}
+    valid = iter(events)
+    for index in range(len(payloads)):
+        if index not in refused:
+            priorities[index] = next(valid).priority
+    return priorities, [(index, code, reason) for index, _, code, reason in rejects]
+
+
 def priority_of(payload: bytes) -> int:
-    """The queue priority a producer would give this message (sentinel_pkg's rule: errors first);
-    a message that cannot be read gets the default and is judged by the ingest."""
-    try:
-        kind = msgspec.json.decode(payload, type=_Kind).event_type
-        return PRIORITIES[EVENT_TYPES.index(kind)]
-    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
-        return 5
-
-
-class _Kind(msgspec.Struct):
-    event_type: str = ""
+    """The queue priority of one message (see :func:`judge`)."""
+    return judge([payload])[0][0]
 
 
 class ProgressBar:
@@ -206,7 +208,10 @@ class ProgressBar:
             self.stream.write(line + "\n")
         self.stream.flush()
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
+        """Draw the last state; a finished run is 100%, whatever the estimate of the total was."""
+        if finished:
+            self.total = self.count
         self._draw(time.monotonic(), end="\n" if self._tty else "")
 
 

@@ -34,6 +34,8 @@ from apiserver import (
 )
 from jwks_server import JwksServer, SigningKey
 
+from sentinel.security import DevAuthority
+
 INGEST = "sentinel-ingest"
 LEEWAY = 30
 
@@ -529,6 +531,7 @@ def test_dev_mode_end_to_end(tmp_path: Path) -> None:
         with server.client(neighbour) as http:
             assert_problem(http.get(f"/status/{process_id}"), 404)
         # A token minted against another data directory (another dev key) is refused.
+        DevAuthority(tmp_path / "elsewhere")  # another dev server's key (sentinel token never makes one)
         elsewhere = sentinel_run("token", "--tenant", tenant, env=server_env(tmp_path / "elsewhere"))
         assert elsewhere.returncode == 0, elsewhere.stderr
         with server.client(elsewhere.stdout.strip()) as http:

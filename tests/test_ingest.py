@@ -350,6 +350,7 @@ def test_crash_with_sigkill_loses_and_duplicates_nothing(data_dir: Path, procs: 
     logs_per_process = Counter((b["tenant_id"], b["process_id"]) for b in logs)
     log_ids = {(b["tenant_id"], b["event_id"]) for b in logs}
 
+    assert sentinel_cmd("migrate", env=env).returncode == 0  # emit queues only into an existing database
     emitted = sentinel_cmd("emit", str(stream), env=env)
     assert emitted.returncode == 0, emitted.stderr.decode()
     db = data_dir / "sentinel.db"

@@ -1005,6 +1005,13 @@ def test_dead_letters_read(driver: Driver, store: OracleStore) -> None:
     assert letter.payload == ""  # an empty payload is NULL in Oracle
 
 
+def test_recent_dead_letters_read(driver: Driver, store: OracleStore) -> None:
+    driver.rows[Q.COUNT_DEAD_LETTERS] = [[(7,)]]
+    driver.rows[Q.RECENT_DEAD_LETTERS] = [[(9, "invalid_json", "bad", b"{", None, NOW)]]
+    total, (letter,) = store.recent_dead_letters(123, 1)
+    assert (total, letter.id, letter.payload) == (7, 9, "{")
+
+
 # -- VPD: the tenant in the database around each use of a pooled connection ----------------------------
 
 

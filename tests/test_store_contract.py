@@ -859,6 +859,15 @@ def test_dead_letters_listing(store: Any, ingest: Any) -> None:
     assert store.dead_letters(letters[1].id, 100) == []
     assert status_of(store).event_count == 2
 
+    # newest first, with the total, optionally since a moment
+    total, newest = store.recent_dead_letters(None, 1)
+    assert (total, [d.id for d in newest]) == (2, [letters[1].id])
+    total, both = store.recent_dead_letters(None, 100)
+    assert (total, [d.id for d in both]) == (2, [letters[1].id, letters[0].id])
+    later = to_us(letters[1].dead_at) + 1
+    assert store.recent_dead_letters(later, 100) == (0, [])
+    assert store.recent_dead_letters(to_us(letters[0].dead_at), 100)[0] == 2
+
 
 def test_secret_is_stable(store: Any) -> None:
     one = store.secret("hmac")

@@ -172,6 +172,11 @@ class Store(Protocol):
 
     def dead_letters(self, after_id: int, limit: int) -> list[DeadLetter]: ...
 
+    def recent_dead_letters(self, since_us: int | None, limit: int) -> tuple[int, list[DeadLetter]]:
+        """How many dead letters there are (refused at or after ``since_us``), and the newest ``limit``
+        of them, newest first."""
+        ...
+
     def secret(self, name: str) -> bytes:
         """A random per-database secret (created on first use) shared by every replica."""
         ...

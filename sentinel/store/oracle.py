@@ -620,6 +620,12 @@ class OracleStore:
         rows = self._fetch(None, Q.DEAD_LETTERS, {"after_id": after_id, "limit": limit})
         return [dead_letter_from_row((*row[:3], row[3] or b"", *row[4:])) for row in rows]
 
+    def recent_dead_letters(self, since_us: int | None, limit: int) -> tuple[int, list[DeadLetter]]:
+        since = -(2**63) + 1 if since_us is None else since_us  # dead_at is NUMBER(19)
+        total = self._fetch(None, Q.COUNT_DEAD_LETTERS, {"since": since})[0][0]
+        rows = self._fetch(None, Q.RECENT_DEAD_LETTERS, {"since": since, "limit": limit})
+        return int(total), [dead_letter_from_row((*row[:3], row[3] or b"", *row[4:])) for row in rows]
+
 
 def _log(row: Sequence[Any]) -> LogEntry:
     """Oracle keeps '' as NULL; a log message is never null in the API."""

@@ -144,6 +144,11 @@ DEAD_LETTERS: Final = (
     f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM sentinel_dead_letters WHERE id > :after_id"
     " ORDER BY id FETCH FIRST :limit ROWS ONLY"
 )
+RECENT_DEAD_LETTERS: Final = (
+    f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM sentinel_dead_letters WHERE dead_at >= :since"
+    " ORDER BY id DESC FETCH FIRST :limit ROWS ONLY"
+)
+COUNT_DEAD_LETTERS: Final = "SELECT COUNT(*) FROM sentinel_dead_letters WHERE dead_at >= :since"
 
 # -- housekeeping ----------------------------------------------------------------------------------
 MARK_STALLED: Final = (

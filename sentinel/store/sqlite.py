@@ -156,6 +156,22 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+def pending_migrations(path: Path) -> list[str]:
+    """The migrations ``migrate`` would apply to the database at ``path``, read without writing (and
+    without creating it when it does not exist)."""
+    current = 0
+    if path.exists():
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: cannot read {path}: {exc}") from exc
+    return [name for version, name, _ in _migrations() if version > current]
+
+
 def wake_address(path: Path) -> bytes:
     """The abstract-namespace datagram socket the consumer of this database listens on.
 
@@ -394,6 +410,15 @@ class SqliteStore:
             (after_id, limit),
         )
         return [dead_letter_from_row(row) for row in rows]
+
+    def recent_dead_letters(self, since_us: int | None, limit: int) -> tuple[int, list[DeadLetter]]:
+        since = -(2**63) if since_us is None else since_us
+        total = self._read("SELECT COUNT(*) FROM dead_letters WHERE dead_at >= ?", (since,))[0][0]
+        rows = self._read(
+            f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letters WHERE dead_at >= ? ORDER BY id DESC LIMIT ?",
+            (since, limit),
+        )
+        return int(total), [dead_letter_from_row(row) for row in rows]
 
 
 def _statements(script: str) -> list[str]:
