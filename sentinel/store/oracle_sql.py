@@ -138,6 +138,13 @@ DEAD_LETTERS: Final = (
     f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM sentinel_dead_letters WHERE id > :after_id"
     " ORDER BY id FETCH FIRST :limit ROWS ONLY"
 )
+RECENT_DEAD_LETTERS: Final = (
+    f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM sentinel_dead_letters WHERE id < :before_id"
+    " ORDER BY id DESC FETCH FIRST :limit ROWS ONLY"
+)
+STACK_TRACE: Final = (
+    "SELECT stack_trace FROM sentinel_processes WHERE tenant_id = :tenant_id AND process_id = :process_id"
+)
 
 # -- housekeeping ----------------------------------------------------------------------------------
 MARK_STALLED: Final = (
