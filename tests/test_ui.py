@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from apiserver import ApiServer, event, sentinel_run, unique
 from helpers import wait_for
 from jwks_server import JwksServer, SigningKey
+from oidc_provider import OidcProvider
 
 pytestmark = pytest.mark.slow
 
@@ -581,3 +583,57 @@ def test_outside_dev_mode_there_is_no_dev_sign_in(tmp_path: Path) -> None:
         assert idp.issuer.split("/realms")[0] in page.headers["content-security-policy"]
         openapi = http.get("/schema/openapi.json").json()
         assert "/ui/dev/token" not in openapi["paths"]
+
+
+def test_oidc_sign_in_with_pkce_refresh_and_sign_out(browser: Any, tmp_path: Path) -> None:
+    tenant = unique("oidc")
+    client_id = "sentinel-dashboard"
+    provider = OidcProvider(client_id=client_id, audience="sentinel", tenant=tenant, token_seconds=12)
+    with (
+        provider as idp,
+        ApiServer(tmp_path / "data", idp=idp, env={"SENTINEL_UI_CLIENT_ID": client_id}) as api,  # type: ignore[arg-type]
+    ):
+        now = int(time.time())
+        ingest = idp.key.sign(
+            {"iss": idp.issuer, "aud": "sentinel", "exp": now + 600, "tenant_id": tenant, "roles": [INGEST]}
+        )
+        board = Dashboard(browser, api)
+        try:
+            page = board.page
+            page.goto(api.base_url + "/ui?status=RUNNING")
+            page.click("#oidc-sign-in")  # to the provider and back, with a code the page trades for tokens
+            page.wait_for_selector("#who:not([hidden])", timeout=WAIT * 1000)
+            assert tenant in page.locator("#who-tenant").inner_text()
+            assert page.url == api.base_url + "/ui?status=RUNNING"  # back where the user started
+            (authorize,) = [params for method, path, params in idp.requests if path.endswith("/auth")]
+            assert authorize["code_challenge_method"] == ["S256"]
+            assert authorize["redirect_uri"] == [api.base_url + "/ui/callback"]
+            pid = unique("oidc-job")
+            with api.client(ingest) as http:
+                assert http.post("/events", json=[event("STARTED", pid)]).status_code == 202
+            board.row(pid).wait_for(timeout=WAIT * 1000)
+            # The token is refreshed before it expires (12 s here), and the page keeps working on the new one.
+            wait_for(lambda: idp.refreshed >= 1, WAIT, "a refresh")
+            later = unique("oidc-later")
+            with api.client(ingest) as http:
+                assert http.post("/events", json=[event("STARTED", later)]).status_code == 202
+            board.row(later).wait_for(timeout=WAIT * 1000)
+            kept = page.evaluate("JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])")
+            assert "eyJ" not in kept  # no token in web storage
+            assert not any(token in kept for token in idp._refresh)
+            # A reload signs in again through the provider's session, without a click.
+            page.reload()
+            page.wait_for_selector("#who:not([hidden])", timeout=WAIT * 1000)
+            board.row(later).wait_for(timeout=WAIT * 1000)
+            assert len([path for _, path, _ in idp.requests if path.endswith("/auth")]) == 2
+            # Sign-out revokes the refresh token and ends the provider's session.
+            page.click("#sign-out")
+            page.wait_for_selector("#oidc-sign-in", timeout=WAIT * 1000)
+            wait_for(lambda: idp.ended == 1, WAIT, "the end-session call")
+            assert len(idp.revoked) == 1
+            assert page.url == api.base_url + "/ui"
+        finally:
+            board.context.close()
+        outside = [url for url in board.requests if not url.startswith((api.base_url + "/", idp.base_url + "/"))]
+        assert outside == []
+        assert not board.errors
