@@ -422,6 +422,12 @@ def test_pages_through_rows_with_the_api_cursors(browser: Any, server: ApiServer
                 )
         assert board.page.is_disabled("#page-older")
         assert seen == [row["process_id"] for row in producer.processes()]
+        board.page.click("#page-newer")  # back one page: rows 51-100 again
+        board.wait("n => document.querySelectorAll('tbody tr[data-id]').length === n", 50, "the previous page")
+        assert board.page.locator("tbody tr[data-id]").first.get_attribute("data-id") == seen[50]
+        board.page.click("#page-newest")
+        board.wait("id => document.querySelector('tbody tr[data-id]')?.dataset.id === id", seen[0], "the first page")
+        assert board.page.is_disabled("#page-newer")
 
 
 def test_a_second_tenant_sees_none_of_the_first_tenants_processes(browser: Any, server: ApiServer) -> None:
@@ -493,6 +499,7 @@ def test_keyboard_reaches_every_control_and_every_input_has_a_label(browser: Any
     try:
         board.page.goto(server.base_url + "/ui")
         board.page.wait_for_selector("#dev-tenant")
+        board.shot("sign-in")
         check_controls(board, "sign-in")
         board.sign_in(tenant, admin=True)
         board.row(pid).wait_for(timeout=WAIT * 1000)

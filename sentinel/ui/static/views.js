@@ -21,7 +21,8 @@ function progressCell(doc, big = false) {
   const pct = doc.progress_percent;
   fill.style.width = `${Math.max(0, Math.min(100, pct ?? (doc.status === "COMPLETED" ? 100 : 0)))}%`;
   const bar = h("div", { class: `bar ${big ? "big" : ""} c-${doc.status}`, role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct ?? 0, "aria-label": `progress of ${doc.process_name || doc.process_id}` }, fill);
-  return h("div", { class: "progress" }, bar, h("span", { class: "pct", text: percentText(pct) }), big ? null : h("span", { class: "step", title: doc.current_step || "", text: doc.current_step || "" }));
+  const pctText = pct === null && doc.status === "COMPLETED" ? "done" : percentText(pct);
+  return h("div", { class: "progress" }, bar, h("span", { class: "pct", text: pctText }), big ? null : h("span", { class: "step", title: doc.current_step || "", text: doc.current_step || "" }));
 }
 
 function durationOrEta(doc, now = Date.now()) {
@@ -113,16 +114,18 @@ export function processesView({ main, config, navigate }) {
   const table = h("table", { "aria-label": "Processes, newest first" },
     h("thead", {}, h("tr", {}, ["Status", "Process", "Type", "Package", "Progress", "Started", "Last seen", "Duration / ETA"].map((t, i) => h("th", { scope: "col", class: i === 7 ? "num" : "", text: t })))),
     tbody);
-  const newerButton = h("button", { type: "button", class: "btn", id: "page-newest", text: "Newest" });
+  const newestButton = h("button", { type: "button", class: "btn", id: "page-newest", text: "Newest" });
+  const newerButton = h("button", { type: "button", class: "btn", id: "page-newer", text: "← Newer" });
   const olderButton = h("button", { type: "button", class: "btn", id: "page-older", text: "Older →" });
   const pageInfo = h("span", { class: "info" });
-  newerButton.addEventListener("click", () => { pages.length = 0; cursor = null; apply(); });
+  newestButton.addEventListener("click", () => { pages.length = 0; cursor = null; apply(); });
+  newerButton.addEventListener("click", () => { cursor = pages.pop() ?? null; apply({ keepPages: true }); });
   olderButton.addEventListener("click", () => { pages.push(cursor); cursor = nextCursor; apply({ keepPages: true }); });
   const errorSlot = h("div");
   main.replaceChildren(
     h("h1", { class: "sr-only", text: "Processes" }),
     counts, form, errorSlot,
-    h("div", { class: "panel" }, table, h("div", { class: "pager" }, pageInfo, h("span", { class: "spacer" }), newerButton, olderButton)),
+    h("div", { class: "panel" }, table, h("div", { class: "pager" }, pageInfo, h("span", { class: "spacer" }), newestButton, newerButton, olderButton)),
   );
 
   function query(extra = {}) {
@@ -177,6 +180,7 @@ export function processesView({ main, config, navigate }) {
       nextCursor = page.next_cursor;
       olderButton.disabled = !nextCursor;
       newerButton.disabled = !cursor;
+      newestButton.disabled = !cursor;
       const first = pages.length * PAGE + 1;
       pageInfo.textContent = page.items.length ? `rows ${first}–${first + page.items.length - 1}${cursor ? "" : " · newest first, live"}` : "";
     } catch (err) {
