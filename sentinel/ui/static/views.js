@@ -47,6 +47,10 @@ function comesBefore(a, b) {
   return sa > sb || (sa === sb && a.process_id < b.process_id);
 }
 
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text; // an unchanged cell costs no layout
+}
+
 function processHref(id) { return `/ui/processes/${encodeURIComponent(id)}`; }
 
 // == Processes =========================================================================================
@@ -163,6 +167,29 @@ export function processesView({ main, config, navigate }) {
     return tr;
   }
 
+  // The common update (progress, step, last seen) touches only what changed; a new status, name or
+  // the like re-renders the row. Answers false when the row must be re-rendered.
+  function patchRow(tr, before, doc) {
+    for (const key of ["status", "process_name", "process_type", "package_name", "started_at", "duration_ms"]) {
+      if (before[key] !== doc[key]) return false;
+    }
+    if (before.progress_percent !== doc.progress_percent) {
+      const pct = doc.progress_percent;
+      tr.querySelector(".bar > span").style.width = `${Math.max(0, Math.min(100, pct ?? 0))}%`;
+      tr.querySelector("[role=progressbar]").setAttribute("aria-valuenow", pct ?? 0);
+      setText(tr.querySelector(".pct"), percentText(pct));
+    }
+    if (before.current_step !== doc.current_step) {
+      const step = tr.querySelector(".step");
+      setText(step, doc.current_step || "");
+      step.title = doc.current_step || "";
+    }
+    setText(tr.querySelector(".seen"), ago(doc.last_seen_at));
+    tr.querySelector(".seen").title = doc.last_seen_at || "";
+    setText(tr.querySelector(".eta"), durationOrEta(doc));
+    return true;
+  }
+
   function emptyRow(text) { return h("tr", { class: "empty-row" }, h("td", { colspan: 8, class: "empty", text })); }
 
   async function load() {
@@ -203,10 +230,13 @@ export function processesView({ main, config, navigate }) {
       const known = rows.get(doc.process_id);
       if (known) {
         if (!matches(doc)) { known.tr.remove(); rows.delete(doc.process_id); continue; }
-        const before = known.doc.status;
+        const before = known.doc;
         known.doc = doc;
-        renderRow(doc, known.tr);
-        if (before !== doc.status) { known.tr.classList.remove("flash"); void known.tr.offsetWidth; known.tr.classList.add("flash"); }
+        if (!patchRow(known.tr, before, doc)) {
+          renderRow(doc, known.tr);
+          known.tr.classList.remove("flash");
+          requestAnimationFrame(() => known.tr.classList.add("flash"));
+        }
       } else if (onFirstPage && matches(doc) && rows.size < MAX_ROWS && belongs(doc)) {
         // A row this page has not shown: placed by last_seen_at among the rows (newest first), and
         // only if it falls inside the page's range (older rows are the next page's).
@@ -264,8 +294,8 @@ export function processesView({ main, config, navigate }) {
   ticker = setInterval(() => {
     const now = Date.now();
     for (const { tr, doc } of rows.values()) {
-      tr.querySelector(".seen").textContent = ago(doc.last_seen_at, now);
-      tr.querySelector(".eta").textContent = durationOrEta(doc, now);
+      setText(tr.querySelector(".seen"), ago(doc.last_seen_at, now));
+      setText(tr.querySelector(".eta"), durationOrEta(doc, now));
     }
   }, 1000);
 
