@@ -644,3 +644,32 @@ def test_oidc_sign_in_with_pkce_refresh_and_sign_out(browser: Any, tmp_path: Pat
         outside = [url for url in board.requests if not url.startswith((api.base_url + "/", idp.base_url + "/"))]
         assert outside == []
         assert not board.errors
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SENTINEL_UI_CLIENT_ID", "two words", "SENTINEL_UI_CLIENT_ID: expected a client id without spaces"),
+        ("SENTINEL_UI_SCOPES", "profile email", "SENTINEL_UI_SCOPES: expected space-separated scopes including openid"),
+        ("SENTINEL_UI_SCOPES", "openid bad;scope", "SENTINEL_UI_SCOPES: expected space-separated scopes"),
+        ("SENTINEL_ADMIN_ROLE", "admin role", "SENTINEL_ADMIN_ROLE: expected a plain name"),
+    ],
+)
+def test_dashboard_settings_are_checked(name: str, value: str, message: str) -> None:
+    from sentinel.config import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings({name: value})
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_dashboard_settings_defaults_and_values() -> None:
+    from sentinel.config import load_settings
+
+    default = load_settings({})
+    assert (default.ui_client_id, default.ui_scopes, default.admin_role) == (None, "openid", "sentinel-admin")
+    chosen = load_settings(
+        {"SENTINEL_UI_CLIENT_ID": "ops-ui", "SENTINEL_UI_SCOPES": " openid  profile ", "SENTINEL_ADMIN_ROLE": "ops"}
+    )
+    assert (chosen.ui_client_id, chosen.ui_scopes, chosen.admin_role) == ("ops-ui", "openid profile", "ops")
