@@ -130,7 +130,9 @@ def main() -> None:
                 page.fill("#dev-tenant", "big")
                 opened = time.perf_counter()
                 page.click("#dev-sign-in")
-                page.wait_for_function("() => document.querySelectorAll('tbody tr[data-id]').length === 50", timeout=60000)
+                page.wait_for_function(
+                    "() => document.querySelectorAll('tbody tr[data-id]').length === 50", timeout=60000
+                )
                 first_rows = (time.perf_counter() - opened) * 1000
                 page.wait_for_selector(".live.on", timeout=60000)
                 page.evaluate(
