@@ -673,3 +673,30 @@ def test_dashboard_settings_defaults_and_values() -> None:
         {"SENTINEL_UI_CLIENT_ID": "ops-ui", "SENTINEL_UI_SCOPES": " openid  profile ", "SENTINEL_ADMIN_ROLE": "ops"}
     )
     assert (chosen.ui_client_id, chosen.ui_scopes, chosen.admin_role) == ("ops-ui", "openid profile", "ops")
+
+
+def test_log_tail_resumes_after_a_server_restart_without_repeats(browser: Any, tmp_path: Path) -> None:
+    tenant = unique("resume")
+    pid = unique("resumable")
+    with ApiServer(tmp_path / "data", dev=True) as api:
+        producer = Producer(api, tenant)
+        producer.post(event("STARTED", pid), *[event("LOG", pid, message=f"before {i}") for i in range(20)])
+        producer.wait_stored(pid)
+        board = Dashboard(browser, api).sign_in(tenant, path=f"/ui/processes/{quote(pid, safe='')}")
+        try:
+            board.wait("() => document.querySelectorAll('#log .line').length === 20", what="the first 20 lines")
+            api.stop()  # the stream drops mid-way
+            board.wait(
+                "() => document.querySelector('.logbar .meta').textContent.includes('reconnecting')", what="a drop"
+            )
+            api.start()  # same data, same dev key: the page's token is still good
+            producer.post(*[event("LOG", pid, message=f"after {i}") for i in range(10)])
+            board.page.wait_for_function(
+                "() => document.querySelectorAll('#log .line').length >= 30", timeout=90_000
+            )  # the page retries with a growing delay
+            board.page.wait_for_timeout(1000)
+            seqs = board.page.eval_on_selector_all("#log .line", "rows => rows.map(r => Number(r.dataset.seq))")
+            assert len(seqs) == 30
+            assert seqs == sorted(set(seqs)), "a line was repeated or reordered after the reconnect"
+        finally:
+            board.close()
