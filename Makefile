@@ -79,6 +79,27 @@ bench-http: ## HTTP load: Sentinel vs the FastAPI/uvicorn baseline, tokens on
 bench-cost: ## interpreter instructions per GET /status inside a worker (callgrind; needs valgrind)
 	$(PY) bench/request_cost.py
 
+SWAGGER_UI_VERSION := 5.35.0
+SWAGGER_UI_DIR := sentinel/ui/static/vendor/swagger-ui
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui-standalone-preset.js \
+	swagger-ui-standalone-preset.js.LICENSE.txt swagger-ui.css favicon-32x32.png LICENSE NOTICE
+
+.PHONY: vendor
+vendor: ## re-fetch the pinned Swagger UI assets /schema serves (npm pack; checks the registry's sha512)
+	rm -rf .vendor-tmp && mkdir .vendor-tmp
+	cd .vendor-tmp && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) > /dev/null
+	test "$$(npm view swagger-ui-dist@$(SWAGGER_UI_VERSION) dist.integrity)" = \
+		"sha512-$$(openssl dgst -sha512 -binary .vendor-tmp/swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz | base64 -w0)"
+	tar xzf .vendor-tmp/swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz -C .vendor-tmp
+	mkdir -p $(SWAGGER_UI_DIR)
+	cd .vendor-tmp/package && cp $(SWAGGER_UI_FILES) ../../$(SWAGGER_UI_DIR)/
+	sed -i "1s/.*/swagger-ui-dist $(SWAGGER_UI_VERSION)/" $(SWAGGER_UI_DIR)/VERSION
+	rm -rf .vendor-tmp
+
+.PHONY: bench-ui
+bench-ui: ## server time of the dashboard's processes page with 50,000 processes in the tenant
+	$(PY) bench/ui_render.py
+
 .PHONY: wheel-check
 wheel-check: ## build the wheel, check it holds the compiled core, test it in a fresh venv
 	$(PY) tools/wheel_check.py

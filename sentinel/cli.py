@@ -373,7 +373,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     store = _existing_store(args, settings)
     since_us = None if args.since is None else int(_core.parse_timestamp(args.since))
     try:
-        total, rows = store.recent_dead_letters(since_us, args.limit)
+        total, rows = store.recent_dead_letters(args.limit, since_us)
     finally:
         store.close()
     if args.json:

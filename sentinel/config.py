@@ -42,6 +42,9 @@ class Settings:
     oauth2_jwk_set_uri: str | None = None
     tenant_claim: str = "tenant_id"
     ingest_role: str = "sentinel-ingest"
+    admin_role: str = "sentinel-admin"  # the dashboard's dead-letter view (the platform's, not a tenant's)
+    ui_client_id: str | None = None  # the dashboard's public OIDC client (Authorization Code + PKCE)
+    ui_scopes: str = "openid"
     queue_name: str = "SENTINEL_QUEUE"
     batch_size: int = 1000
     flush_interval_ms: int = 50
@@ -163,6 +166,22 @@ def _plain_name(value: str) -> bool:
     return 0 < len(value) <= 128 and all(c.isalnum() or c in "_.$-" for c in value)
 
 
+def _ui_client_id(env: Mapping[str, str]) -> str | None:
+    raw = _text(env, "SENTINEL_UI_CLIENT_ID")
+    if raw is not None and not (len(raw) <= 200 and raw.isprintable() and " " not in raw):
+        raise SettingsError(f"SENTINEL_UI_CLIENT_ID: expected a client id without spaces, got {raw!r}")
+    return raw
+
+
+def _ui_scopes(env: Mapping[str, str]) -> str:
+    scopes = (_text(env, "SENTINEL_UI_SCOPES") or "openid").split()
+    if "openid" not in scopes or not all(_plain_name(s.replace(":", "_").replace("/", "_")) for s in scopes):
+        raise SettingsError(
+            f"SENTINEL_UI_SCOPES: expected space-separated scopes including openid, got {' '.join(scopes)!r}"
+        )
+    return " ".join(scopes)
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, dev_mode: bool | None = None) -> Settings:
     """Read and check every setting; the first bad one raises :class:`SettingsError`."""
     env = os.environ if env is None else env
@@ -219,6 +238,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev_mode: bool | None
         oauth2_jwk_set_uri=_url(env, "OAUTH2_JWK_SET_URI"),
         tenant_claim=_identifier(env, "SENTINEL_TENANT_CLAIM", "tenant_id", _plain_name),
         ingest_role=_identifier(env, "SENTINEL_INGEST_ROLE", "sentinel-ingest", _plain_name),
+        admin_role=_identifier(env, "SENTINEL_ADMIN_ROLE", "sentinel-admin", _plain_name),
+        ui_client_id=_ui_client_id(env),
+        ui_scopes=_ui_scopes(env),
         queue_name=_identifier(env, "SENTINEL_QUEUE_NAME", "SENTINEL_QUEUE", _plain_name),
         batch_size=_int(env, "SENTINEL_BATCH_SIZE", 1000, 1, 100_000),
         flush_interval_ms=_int(env, "SENTINEL_FLUSH_INTERVAL_MS", 50, 1, 60_000),

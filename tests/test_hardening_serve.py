@@ -462,6 +462,11 @@ def test_streams_are_bounded_per_tenant_and_per_worker(limited: ApiServer) -> No
             assert_problem(refused, 503, "stream_capacity")
             assert refused.headers["retry-after"] == "5"
             assert http.get(f"/logs/{processes['c']}").status_code == 200  # pages are not streams
+        # The dashboard's live feed counts against the same budgets as the log followers.
+        with limited.client(tokens["a"]) as http:
+            assert_problem(http.get("/ui/api/processes/live"), 429, "too_many_streams")
+        with limited.client(tokens["c"]) as http:
+            assert_problem(http.get("/ui/api/processes/live"), 503, "stream_capacity")
         health_ok(limited)
         # The body deadline does not cut a stream: keep-alives still flow well past it.
         first = streams["a"][0]

@@ -598,6 +598,47 @@ def test_list_processes_newest_first_and_filters(store: Any, ingest: Any) -> Non
     assert _ids(q("acme", ProcessQuery(limit=2))) == ["cancel-report", "fail-etl"]
 
 
+def test_list_processes_search_on_id_and_name(store: Any, ingest: Any) -> None:
+    ingest(
+        [
+            *_fleet(),
+            event(event_type="STARTED", offset=-90, process_id="x-1", process_name="Nightly ETL_Load 100%"),
+            event(event_type="STARTED", offset=-90, process_id="other", process_name="run-etl", tenant_id="globex"),
+        ]
+    )
+    q = store.list_processes
+    assert _ids(q("acme", ProcessQuery(search="ETL"))) == ["x-1", "fail-etl", "run-etl"]  # id or name, any case
+    assert _ids(q("acme", ProcessQuery(search="etl_load"))) == ["x-1"]
+    # '%' and '_' are plain characters, not patterns.
+    assert _ids(q("acme", ProcessQuery(search="100%"))) == ["x-1"]
+    assert _ids(q("acme", ProcessQuery(search="%"))) == ["x-1"]
+    assert _ids(q("acme", ProcessQuery(search="n_e"))) == []
+    assert _ids(q("acme", ProcessQuery(search="etl", statuses=("FAILED",)))) == ["fail-etl"]
+    assert _ids(q("acme", ProcessQuery(search="nope"))) == []
+    assert _ids(q("globex", ProcessQuery(search="etl"))) == ["other"]  # never another tenant's
+
+
+def test_count_processes_by_status(store: Any, ingest: Any) -> None:
+    ingest([*_fleet(), event(event_type="STARTED", process_id="g-1", tenant_id="globex", process_type="ETL")])
+    assert store.count_processes("acme", ProcessQuery()) == {"RUNNING": 1, "COMPLETED": 1, "FAILED": 1, "CANCELLED": 1}
+    assert store.count_processes("acme", ProcessQuery(process_type="ETL")) == {"RUNNING": 1, "FAILED": 1}
+    assert store.count_processes("acme", ProcessQuery(package_name="PKG_B", search="done")) == {"COMPLETED": 1}
+    # The status filter is what a count becomes when clicked: counts ignore it, and the cursor and limit.
+    assert store.count_processes("acme", ProcessQuery(statuses=("FAILED",), limit=1)) == store.count_processes(
+        "acme", ProcessQuery()
+    )
+    assert store.count_processes("globex", ProcessQuery()) == {"RUNNING": 1}
+    assert store.count_processes("nobody", ProcessQuery()) == {}
+
+
+def test_stack_trace_is_read_per_tenant(store: Any, ingest: Any) -> None:
+    ingest([terminal("ERROR", 0), event(process_id="quiet")])
+    assert store.stack_trace("acme", "proc-1") == "at line 1"
+    assert store.stack_trace("acme", "quiet") is None
+    assert store.stack_trace("globex", "proc-1") is None
+    assert store.stack_trace("acme", "absent") is None
+
+
 def test_list_processes_updated_since(store: Any, ingest: Any) -> None:
     ingest(_fleet())
     time.sleep(0.002)
@@ -857,16 +898,22 @@ def test_dead_letters_listing(store: Any, ingest: Any) -> None:
     assert [d.id for d in store.dead_letters(letters[0].id, 100)] == [letters[1].id]
     assert [d.id for d in store.dead_letters(0, 1)] == [letters[0].id]
     assert store.dead_letters(letters[1].id, 100) == []
+    # Newest first, for the dashboard.
+    assert [d.id for d in store.recent_dead_letters(100)[1]] == [letters[1].id, letters[0].id]
+    assert [d.id for d in store.recent_dead_letters(1)[1]] == [letters[1].id]
+    assert [d.id for d in store.recent_dead_letters(100, before_id=letters[1].id)[1]] == [letters[0].id]
+    assert store.recent_dead_letters(100, before_id=letters[0].id) == (2, [])
+    assert store.recent_dead_letters(100)[1][0] == letters[1]
     assert status_of(store).event_count == 2
 
     # newest first, with the total, optionally since a moment
-    total, newest = store.recent_dead_letters(None, 1)
+    total, newest = store.recent_dead_letters(1)
     assert (total, [d.id for d in newest]) == (2, [letters[1].id])
-    total, both = store.recent_dead_letters(None, 100)
+    total, both = store.recent_dead_letters(100)
     assert (total, [d.id for d in both]) == (2, [letters[1].id, letters[0].id])
     later = to_us(letters[1].dead_at) + 1
-    assert store.recent_dead_letters(later, 100) == (0, [])
-    assert store.recent_dead_letters(to_us(letters[0].dead_at), 100)[0] == 2
+    assert store.recent_dead_letters(100, later) == (0, [])
+    assert store.recent_dead_letters(100, to_us(letters[0].dead_at))[0] == 2
 
 
 def test_secret_is_stable(store: Any) -> None:

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Receive, Scope, Send
 
@@ -22,7 +21,7 @@ from sentinel.api.controllers.processes import ProcessController
 from sentinel.api.cursors import CursorCodec
 from sentinel.api.deadlines import body_deadline_middleware
 from sentinel.api.middleware import metrics_middleware, serve_head, single_authorization, tracing_middleware
-from sentinel.api.openapi import RawJsonObjectPlugin, document_status_route
+from sentinel.api.openapi import RawJsonObjectPlugin, docs_render_plugins, document_status_route
 from sentinel.api.problems import EXCEPTION_HANDLERS
 from sentinel.api.runtime import Runtime
 from sentinel.api.streams import StreamLimiter
@@ -31,6 +30,7 @@ from sentinel.ingest.producer import EventProducer
 from sentinel.security import build_verifier
 from sentinel.store import open_store
 from sentinel.telemetry import metrics, tracing
+from sentinel.ui import DashboardController, ui_route_handlers
 
 log = logging.getLogger("sentinel.api")
 
@@ -77,7 +77,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             tracing.shutdown()
 
     app = SentinelApp(
-        route_handlers=[HealthController, ProcessController, LogController, EventController],
+        route_handlers=[
+            HealthController,
+            ProcessController,
+            LogController,
+            EventController,
+            DashboardController,
+            *ui_route_handlers(settings),
+        ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[RawJsonObjectPlugin()],
@@ -93,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             description="Live status and logs of long-running processes, per tenant.",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=docs_render_plugins(),
             components=Components(
                 security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
             ),

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Litestar
 from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import OpenAPIRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
     OpenAPIMediaType,
     OpenAPIResponse,
@@ -25,6 +26,23 @@ from litestar.typing import FieldDefinition
 
 from sentinel._core import EVENT_TYPES, LEVELS
 from sentinel.api.schemas import Problem
+
+SWAGGER_UI_ASSETS = "/ui/static/vendor/swagger-ui"
+
+
+def docs_render_plugins() -> list[OpenAPIRenderPlugin]:
+    """The API docs page at ``/schema`` (and ``/schema/swagger``): Swagger UI from the assets inside the
+    package (``sentinel/ui/static/vendor/swagger-ui``, pinned by ``make vendor``), never from a CDN, so
+    the page renders in a closed network. Litestar's own default favicon is a CDN link too."""
+    return [
+        SwaggerRenderPlugin(
+            path=["/", "/swagger"],
+            js_url=f"{SWAGGER_UI_ASSETS}/swagger-ui-bundle.js",
+            css_url=f"{SWAGGER_UI_ASSETS}/swagger-ui.css",
+            standalone_preset_js_url=f"{SWAGGER_UI_ASSETS}/swagger-ui-standalone-preset.js",
+            favicon=f"<link rel='icon' type='image/png' href='{SWAGGER_UI_ASSETS}/favicon-32x32.png'>",
+        )
+    ]
 
 
 class RawJsonObjectPlugin(OpenAPISchemaPlugin):

@@ -58,6 +58,8 @@ class ProcessQuery:
     process_type: str | None = None
     package_name: str | None = None
     updated_since: int | None = None
+    # Case-insensitive substring of the process id or name (the dashboard's search box).
+    search: str | None = None
     after: tuple[int, str] | None = None
     limit: int = 50
 
@@ -164,6 +166,15 @@ class Store(Protocol):
 
     def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]: ...
 
+    def count_processes(self, tenant_id: str, query: ProcessQuery) -> dict[str, int]:
+        """The tenant's processes by status under the query's filters other than ``statuses``, ``after``
+        and ``limit`` (the dashboard's counts, each of which a click turns into the status filter)."""
+        ...
+
+    def stack_trace(self, tenant_id: str, process_id: str) -> str | None:
+        """The stored stack trace of a failed process (not part of the status document)."""
+        ...
+
     def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]: ...
 
     def logs_after(self, tenant_id: str, process_id: str, after_seq: int, limit: int) -> list[LogEntry]:
@@ -172,9 +183,11 @@ class Store(Protocol):
 
     def dead_letters(self, after_id: int, limit: int) -> list[DeadLetter]: ...
 
-    def recent_dead_letters(self, since_us: int | None, limit: int) -> tuple[int, list[DeadLetter]]:
-        """How many dead letters there are (refused at or after ``since_us``), and the newest ``limit``
-        of them, newest first."""
+    def recent_dead_letters(
+        self, limit: int, since_us: int | None = None, before_id: int | None = None
+    ) -> tuple[int, list[DeadLetter]]:
+        """Dead letters newest first: how many were refused at or after ``since_us`` (all when None), and
+        the newest ``limit`` of those, with an id below ``before_id`` when given (the next page)."""
         ...
 
     def secret(self, name: str) -> bytes:

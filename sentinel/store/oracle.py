@@ -569,10 +569,11 @@ class OracleStore:
         rows = self._fetch(tenant_id, Q.GET_STATUS, {"tenant_id": tenant_id, "process_id": process_id})
         return status_from_row(rows[0]) if rows else None
 
-    def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]:
+    @staticmethod
+    def _process_filters(tenant_id: str, query: ProcessQuery, *, with_status: bool) -> tuple[list[str], dict[str, Any]]:
         where = ["tenant_id = :tenant_id"]
         params: dict[str, Any] = {"tenant_id": tenant_id}
-        if query.statuses:
+        if with_status and query.statuses:
             names = [f"status_{i}" for i in range(len(query.statuses))]
             where.append(f"status IN ({', '.join(':' + n for n in names)})")
             params.update(zip(names, query.statuses, strict=True))
@@ -585,6 +586,14 @@ class OracleStore:
         if query.updated_since is not None:
             where.append("updated_at >= :updated_since")
             params["updated_since"] = query.updated_since
+        if query.search is not None:
+            # INSTR, not LIKE: '%' and '_' in the search are literal characters.
+            where.append("(INSTR(LOWER(process_id), :search) > 0 OR INSTR(LOWER(process_name), :search) > 0)")
+            params["search"] = query.search.lower()
+        return where, params
+
+    def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]:
+        where, params = self._process_filters(tenant_id, query, with_status=True)
         if query.after is not None:
             where.append("(last_seen_at < :after_seen OR (last_seen_at = :after_seen AND process_id > :after_id))")
             params["after_seen"], params["after_id"] = query.after
@@ -594,6 +603,15 @@ class OracleStore:
             " ORDER BY last_seen_at DESC, process_id FETCH FIRST :limit ROWS ONLY"
         )
         return [status_from_row(row) for row in self._fetch(tenant_id, sql, params)]
+
+    def count_processes(self, tenant_id: str, query: ProcessQuery) -> dict[str, int]:
+        where, params = self._process_filters(tenant_id, query, with_status=False)
+        sql = f"SELECT status, COUNT(*) FROM sentinel_processes WHERE {' AND '.join(where)} GROUP BY status"
+        return {status: int(count) for status, count in self._fetch(tenant_id, sql, params)}
+
+    def stack_trace(self, tenant_id: str, process_id: str) -> str | None:
+        rows = self._fetch(tenant_id, Q.STACK_TRACE, {"tenant_id": tenant_id, "process_id": process_id})
+        return rows[0][0] if rows else None
 
     def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]:
         where = ["tenant_id = :tenant_id", "process_id = :process_id", "log_level >= :min_level"]
@@ -618,13 +636,21 @@ class OracleStore:
 
     def dead_letters(self, after_id: int, limit: int) -> list[DeadLetter]:
         rows = self._fetch(None, Q.DEAD_LETTERS, {"after_id": after_id, "limit": limit})
-        return [dead_letter_from_row((*row[:3], row[3] or b"", *row[4:])) for row in rows]
+        return _dead_letters(rows)
 
-    def recent_dead_letters(self, since_us: int | None, limit: int) -> tuple[int, list[DeadLetter]]:
+    def recent_dead_letters(
+        self, limit: int, since_us: int | None = None, before_id: int | None = None
+    ) -> tuple[int, list[DeadLetter]]:
         since = -(2**63) + 1 if since_us is None else since_us  # dead_at is NUMBER(19)
+        before = 2**63 - 1 if before_id is None else before_id
         total = self._fetch(None, Q.COUNT_DEAD_LETTERS, {"since": since})[0][0]
-        rows = self._fetch(None, Q.RECENT_DEAD_LETTERS, {"since": since, "limit": limit})
-        return int(total), [dead_letter_from_row((*row[:3], row[3] or b"", *row[4:])) for row in rows]
+        params = {"since": since, "before_id": before, "limit": limit}
+        return int(total), _dead_letters(self._fetch(None, Q.RECENT_DEAD_LETTERS, params))
+
+
+def _dead_letters(rows: Sequence[Sequence[Any]]) -> list[DeadLetter]:
+    """An empty payload is stored as NULL by Oracle; a dead letter's payload is never null."""
+    return [dead_letter_from_row((*row[:3], row[3] or b"", *row[4:])) for row in rows]
 
 
 def _log(row: Sequence[Any]) -> LogEntry:

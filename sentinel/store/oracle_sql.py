@@ -146,9 +146,12 @@ DEAD_LETTERS: Final = (
 )
 RECENT_DEAD_LETTERS: Final = (
     f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM sentinel_dead_letters WHERE dead_at >= :since"
-    " ORDER BY id DESC FETCH FIRST :limit ROWS ONLY"
+    " AND id < :before_id ORDER BY id DESC FETCH FIRST :limit ROWS ONLY"
 )
 COUNT_DEAD_LETTERS: Final = "SELECT COUNT(*) FROM sentinel_dead_letters WHERE dead_at >= :since"
+STACK_TRACE: Final = (
+    "SELECT stack_trace FROM sentinel_processes WHERE tenant_id = :tenant_id AND process_id = :process_id"
+)
 
 # -- housekeeping ----------------------------------------------------------------------------------
 MARK_STALLED: Final = (

@@ -362,10 +362,11 @@ class SqliteStore:
             raise StoreError(f"sqlite: {exc}") from exc
         return None if row is None else status_from_row(row)
 
-    def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]:
+    @staticmethod
+    def _process_filters(tenant_id: str, query: ProcessQuery, *, with_status: bool) -> tuple[list[str], list[Any]]:
         where = ["tenant_id = ?"]
         params: list[Any] = [tenant_id]
-        if query.statuses:
+        if with_status and query.statuses:
             where.append(f"status IN ({', '.join('?' * len(query.statuses))})")
             params.extend(query.statuses)
         if query.process_type is not None:
@@ -377,12 +378,32 @@ class SqliteStore:
         if query.updated_since is not None:
             where.append("updated_at >= ?")
             params.append(query.updated_since)
+        if query.search is not None:
+            # instr() on lower(): a plain substring, so '%' and '_' in the search are literal.
+            where.append("(instr(lower(process_id), ?) > 0 OR instr(lower(coalesce(process_name, '')), ?) > 0)")
+            params.extend((query.search.lower(), query.search.lower()))
+        return where, params
+
+    def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]:
+        where, params = self._process_filters(tenant_id, query, with_status=True)
         if query.after is not None:
             where.append("(last_seen_at < ? OR (last_seen_at = ? AND process_id > ?))")
             params.extend((query.after[0], query.after[0], query.after[1]))
         params.append(query.limit)
         sql = f"{_SELECT_PROCESS} WHERE {' AND '.join(where)} ORDER BY last_seen_at DESC, process_id LIMIT ?"
         return [status_from_row(row) for row in self._read(sql, params)]
+
+    def count_processes(self, tenant_id: str, query: ProcessQuery) -> dict[str, int]:
+        where, params = self._process_filters(tenant_id, query, with_status=False)
+        return dict(
+            self._read(f"SELECT status, COUNT(*) FROM processes WHERE {' AND '.join(where)} GROUP BY status", params)
+        )
+
+    def stack_trace(self, tenant_id: str, process_id: str) -> str | None:
+        rows = self._read(
+            "SELECT stack_trace FROM processes WHERE tenant_id = ? AND process_id = ?", (tenant_id, process_id)
+        )
+        return rows[0][0] if rows else None
 
     def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]:
         where = ["tenant_id = ?", "process_id = ?", "level >= ?"]
@@ -411,12 +432,16 @@ class SqliteStore:
         )
         return [dead_letter_from_row(row) for row in rows]
 
-    def recent_dead_letters(self, since_us: int | None, limit: int) -> tuple[int, list[DeadLetter]]:
+    def recent_dead_letters(
+        self, limit: int, since_us: int | None = None, before_id: int | None = None
+    ) -> tuple[int, list[DeadLetter]]:
         since = -(2**63) if since_us is None else since_us
+        before = 2**63 - 1 if before_id is None else before_id
         total = self._read("SELECT COUNT(*) FROM dead_letters WHERE dead_at >= ?", (since,))[0][0]
         rows = self._read(
-            f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letters WHERE dead_at >= ? ORDER BY id DESC LIMIT ?",
-            (since, limit),
+            f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letters WHERE dead_at >= ? AND id < ?"
+            " ORDER BY id DESC LIMIT ?",
+            (since, before, limit),
         )
         return int(total), [dead_letter_from_row(row) for row in rows]
 

@@ -47,6 +47,11 @@ def parse_statuses(value: str | None) -> tuple[str, ...]:
     return wanted
 
 
+def search_term(q: str | None) -> str | None:
+    """The ``q`` search as the store takes it: surrounding blanks dropped, an empty search is none."""
+    return (q.strip() or None) if q is not None else None
+
+
 def exact_process_id(target: bytes, prefix: bytes) -> str:
     """The process id exactly as sent (it may hold '/', even 'a//b' or 'job/'), from the request target."""
     tail = target[len(prefix) :] if target.startswith(prefix) else b""
@@ -96,13 +101,17 @@ class ProcessController(Controller):
         process_type: Annotated[str | None, QueryParameter(max_length=200)] = None,
         package_name: Annotated[str | None, QueryParameter(max_length=200)] = None,
         updated_since: Annotated[str | None, QueryParameter(description="RFC 3339 date-time")] = None,
+        q: Annotated[
+            str | None, QueryParameter(max_length=200, description="substring of the process id or name, any case")
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> ProcessPage:
         runtime: Runtime = request.app.state.runtime
         statuses = parse_statuses(status)
         since = parse_time("updated_since", updated_since)
-        scope = ["processes", list(statuses), process_type, package_name, since]
+        search = search_term(q)
+        scope = ["processes", list(statuses), process_type, package_name, since, search]
         after = None
         if cursor is not None:
             seen_at, process_id = runtime.cursors.decode(cursor, principal.tenant, scope, (int, str))
@@ -112,6 +121,7 @@ class ProcessController(Controller):
             process_type=process_type,
             package_name=package_name,
             updated_since=since,
+            search=search,
             after=after,
             limit=limit + 1,
         )
