@@ -32,9 +32,10 @@ def parse_time(name: str, value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return int(_core.parse_timestamp(value))
-    except _core.EventRejected:
-        raise ApiProblem(400, f"{name}: expected an RFC 3339 date-time with offset", code="bad_request") from None
+        # The event timestamp's grammar and words, with the parameter's name.
+        return int(_core.parse_timestamp(value, name))
+    except _core.EventRejected as exc:
+        raise ApiProblem(400, exc.reason, code="bad_request") from None
 
 
 def parse_statuses(value: str | None) -> tuple[str, ...]:
