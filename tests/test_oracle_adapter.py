@@ -25,6 +25,7 @@ import pytest
 
 from sentinel._core import BatchBuilder, decode_batch
 from sentinel.config import Settings
+from sentinel.models import from_us
 from sentinel.store import oracle_sql as Q
 from sentinel.store.base import (
     DeadLetterRow,
@@ -756,16 +757,25 @@ def test_vpd_tenant_is_set_and_cleared_around_each_read(driver: Driver, store: O
 
 def test_vpd_housekeeping_uses_the_service_scope(driver: Driver, store: OracleStore) -> None:
     driver.rows[Q.VPD_INSTALLED] = [[(1,)]]
-    driver.rowcounts[Q.MARK_STALLED] = [4]
-    assert store.mark_stalled(NOW, NOW) == 4
+    driver.rows[Q.FIND_QUEUE] = [[("SENTINEL", "SENTINEL_QUEUE_TAB")]]
+    sweep = Q.MARK_STALLED.format(view='"SENTINEL"."AQ$SENTINEL_QUEUE_TAB"')
+    driver.rowcounts[sweep] = [4]
+    assert store.mark_stalled(NOW, NOW + 5) == 4
     assert driver.sequence() == [
         "execute:SELECT COUNT(*) FROM",
         "callproc:sentinel_ctx_pkg.set_service_scope",
-        "execute:UPDATE sentinel_processes SET",
+        "execute:SELECT owner, queue_table",
+        "execute:UPDATE sentinel_processes p",
         "commit",
         "callproc:sentinel_ctx_pkg.clear_context",
     ]
-    assert driver.calls("execute", Q.MARK_STALLED)[0].params == {"idle_before": NOW}
+    # The sweep leaves alone every process whose event may still wait in the queue (SPEC section 3).
+    assert driver.calls("execute", sweep)[0].params == {
+        "now": NOW + 5,
+        "idle_before": NOW,
+        "idle_before_ts": from_us(NOW).replace(tzinfo=None),
+        "queue": "SENTINEL_QUEUE",
+    }
 
 
 def test_vpd_context_is_cleared_after_a_failed_query(driver: Driver, store: OracleStore) -> None:

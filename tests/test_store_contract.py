@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from helpers import at, decode_json, encode, event, run_worker_until_idle, ts, us
+from helpers import enqueue as enqueue_all
 
 from sentinel._core import LEVELS
 from sentinel.config import Settings
@@ -362,6 +363,49 @@ def test_duration_ms(store: Any, ingest: Any) -> None:
     assert status_of(store, "running").duration_ms is None
     assert status_of(store, "running").ended_at is None
     assert status_of(store, "no-start").duration_ms is None
+
+
+@pytest.mark.parametrize(
+    ("events", "started", "ended"),
+    [
+        # The end stamped before the start (two producer clocks): the process starts at its end.
+        ([("STARTED", 0), ("COMPLETED", -60)], -60, -60),
+        # A late STARTED after the end does not move the start past it.
+        ([("STARTED", 0), ("COMPLETED", 300), ("STARTED", 420)], 300, 300),
+        # A later terminal event moves the end, and the newest start is still known.
+        ([("STARTED", 0), ("COMPLETED", 300), ("STARTED", 420), ("CANCELLED", 480)], 420, 480),
+        ([("STARTED", 0), ("ERROR", 30)], 0, 30),
+    ],
+)
+def test_started_never_after_ended_in_any_order_or_batch_split(
+    store: Any, settings: Settings, events: list[tuple[str, float]], started: float, ended: float
+) -> None:
+    """SPEC section 3: started_at <= ended_at always and duration_ms >= 0, whatever the arrival order and
+    however the events are split into batches; every order gives the same document."""
+    rng = random.Random(7)
+    seen = set()
+    for trial in range(12):
+        process_id = f"order-{trial}"
+        order = [
+            terminal(kind, t, process_id=process_id)
+            if kind in TERMINAL_OF
+            else event(event_type=kind, offset=t, process_id=process_id)
+            for kind, t in events
+        ]
+        rng.shuffle(order)
+        cut = rng.randrange(len(order) + 1)
+        for part in (order[:cut], order[cut:]):
+            if part:
+                enqueue_all(store, part)
+                run_worker_until_idle(store, settings)
+        doc = status_of(store, process_id)
+        assert doc.started_at is not None
+        assert doc.ended_at is not None
+        assert doc.started_at <= doc.ended_at
+        assert doc.duration_ms is not None
+        assert doc.duration_ms >= 0
+        seen.add((doc.started_at, doc.ended_at, doc.duration_ms, doc.status))
+    assert seen == {(at(started), at(ended), round((ended - started) * 1000), doc.status)}
 
 
 def test_error_and_cancel_details(store: Any, ingest: Any) -> None:
@@ -810,6 +854,32 @@ def test_mark_stalled(store: Any, ingest: Any) -> None:
     ingest([event(event_type="COMPLETED", offset=-10, process_id="busy")])
     assert status_of(store, "busy").status == "COMPLETED"
     assert store.mark_stalled(now_us() + 10_000_000, now_us()) == 0
+
+
+def test_a_process_whose_event_waits_in_the_queue_is_not_marked_stalled(store: Any, ingest: Any) -> None:
+    """SPEC section 3: "no event" counts from when the newest event entered the queue; an event still
+    waiting (a restart, a backlog) never lets its process be marked STALLED."""
+    ingest([event(event_type="STARTED", process_id="waiting"), event(event_type="STARTED", process_id="idle")])
+    time.sleep(0.002)
+    cutoff = now_us()
+    time.sleep(0.002)
+    enqueue_all(store, [event(event_type="HEARTBEAT", offset=5, process_id="waiting")])
+    store.enqueue([b"not json", b'{"process_id": 5}'], [5, 5])  # unreadable messages hide nobody
+    assert store.mark_stalled(cutoff, now_us()) == 1
+    assert status_of(store, "waiting").status == "RUNNING"
+    assert status_of(store, "idle").status == "STALLED"
+    ingest([])
+    assert status_of(store, "waiting").event_count == 2
+
+    # While the queue holds a message older than the cutoff, ingest lags more than the timeout: no
+    # process is judged until it has caught up.
+    enqueue_all(store, [event(event_type="HEARTBEAT", offset=6, process_id="elsewhere")])
+    time.sleep(0.002)
+    assert store.mark_stalled(now_us(), now_us()) == 0
+    assert status_of(store, "waiting").status == "RUNNING"
+    ingest([])
+    time.sleep(0.002)
+    assert store.mark_stalled(now_us(), now_us()) == 2  # caught up: waiting and elsewhere are idle now
 
 
 def test_purge(store: Any, ingest: Any) -> None:

@@ -146,7 +146,11 @@ class Store(Protocol):
     def consumer(self) -> Consumer: ...
 
     def mark_stalled(self, idle_before: int, now: int) -> int:
-        """RUNNING processes with no event received since ``idle_before`` become STALLED."""
+        """RUNNING processes with no event stored since ``idle_before`` become STALLED (their
+        ``updated_at`` becomes ``now``), unless an event for them may still wait in the queue: none is
+        marked while the queue holds a message enqueued before ``idle_before`` (ingest lags more than
+        the timeout), and none that has a message in the queue. So a restart or a backlog never makes
+        a process STALLED whose newer event is waiting (SPEC section 3)."""
         ...
 
     def purge(self, logs_before: int, dedupe_before: int) -> tuple[int, int]:

@@ -40,7 +40,7 @@ import oracledb
 
 from sentinel._core import DEDUPE_COLUMNS, LOG_COLUMNS, STATUS_COLUMNS, Batch
 from sentinel.config import Settings, load_settings
-from sentinel.models import DeadLetter, LogEntry, ProcessStatus, to_us
+from sentinel.models import DeadLetter, LogEntry, ProcessStatus, from_us, to_us
 from sentinel.store import oracle_sql as Q
 from sentinel.store.base import (
     CommitOutcome,
@@ -437,8 +437,18 @@ class OracleStore:
         return OracleConsumer(self)
 
     def mark_stalled(self, idle_before: int, now: int) -> int:
+        _, name = split_queue_name(self.queue_name)
         with self.connection() as conn, conn.cursor() as cursor:
-            cursor.execute(Q.MARK_STALLED, {"idle_before": idle_before})
+            cursor.execute(
+                Q.MARK_STALLED.format(view=self._view(cursor)),
+                {
+                    "now": now,
+                    "idle_before": idle_before,
+                    # enq_timestamp is a TIMESTAMP in UTC (every session works in UTC): bound naive.
+                    "idle_before_ts": from_us(idle_before).replace(tzinfo=None),
+                    "queue": name,
+                },
+            )
             count = cursor.rowcount
             conn.commit()
         return int(count)
@@ -499,13 +509,17 @@ class OracleStore:
             raise StoreError(f"oracle: queue {self.queue_name} not found (run sentinel migrate --oracle)")
         return f"{row[0]}.{row[1]}"
 
+    def _view(self, cursor: oracledb.Cursor) -> str:
+        """The AQ$ view of the queue table (from the dictionary, once)."""
+        if self._queue_view is None:
+            queue_owner, queue_table = self._queue_table(cursor).split(".", 1)
+            self._queue_view = f'"{queue_owner}"."AQ${queue_table}"'
+        return self._queue_view
+
     def queue_stats(self) -> QueueStats:
         _, name = split_queue_name(self.queue_name)
         with self.connection(scoped=False) as conn, conn.cursor() as cursor:
-            if self._queue_view is None:
-                queue_owner, queue_table = self._queue_table(cursor).split(".", 1)
-                self._queue_view = f'"{queue_owner}"."AQ${queue_table}"'
-            cursor.execute(Q.QUEUE_STATS.format(view=self._queue_view), {"queue": name})
+            cursor.execute(Q.QUEUE_STATS.format(view=self._view(cursor)), {"queue": name})
             row = cursor.fetchone()
         depth, oldest = row if row else (0, None)
         return QueueStats(depth=int(depth), oldest_enqueued_at=_utc_us(oldest))
