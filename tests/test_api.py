@@ -663,6 +663,41 @@ def test_processes_keyset_pagination_has_no_gaps_or_duplicates(caller: Caller, b
     assert [item["process_id"] for item in second["items"]] == order[50:53]
 
 
+def test_a_walk_returns_every_process_even_one_that_moves_up(connect: Callable[..., Caller]) -> None:
+    """Six processes A..F; a walk reads F, E; then B gets a heartbeat (moving it to the top, before the
+    cursor). Following next_cursor to the end still returns B (after the unchanged D, C, A)."""
+    caller = connect()
+    http = caller.http
+    now = datetime.now(UTC)
+    names = {name: unique(f"walk-{name}") for name in "ABCDEF"}
+    post(http, [event("STARTED", pid, timestamp=ts(index - 60, base=now)) for index, pid in enumerate(names.values())])
+    wait_for(lambda: len(http.get("/processes").json()["items"]) == 6, VISIBLE, "the six processes")
+    first = http.get("/processes", params={"limit": 2}).json()
+    assert [item["process_id"] for item in first["items"]] == [names["F"], names["E"]]
+    post(http, [event("HEARTBEAT", names["B"], timestamp=ts(0, base=now))])
+    wait_status(http, names["B"], lambda doc: doc["event_count"] == 2)
+    rest: list[str] = []
+    cursor = first["next_cursor"]
+    while cursor is not None:
+        page = http.get("/processes", params={"limit": 2, "cursor": cursor}).json()
+        assert page["items"], "a page with a next_cursor must not be empty"
+        rest += [item["process_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+    assert rest == [names["D"], names["C"], names["A"], names["B"]]
+    # A new walk sees B in its new place.
+    fresh, _ = follow_pages(http, "/processes", {"limit": 4})
+    assert [item["process_id"] for item in fresh] == [names[n] for n in "BFEDCA"]
+
+
+def test_openapi_states_the_paging_guarantee(api: ApiServer) -> None:
+    spec = _openapi(api)
+    description = spec["paths"]["/processes"]["get"]["description"]
+    assert "every process that existed when it began" in description
+    assert "may appear twice" in description
+    logs = spec["paths"]["/logs/{process_id}"]["get"]["description"]
+    assert "every line that existed when it began" in logs
+
+
 def _tamper(cursor: str) -> list[str]:
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     body, tag = raw[:-16], raw[-16:]

@@ -702,6 +702,28 @@ def test_list_processes_binds_every_filter(driver: Driver, store: OracleStore) -
     assert set(re.findall(r":(\w+)", query.sql or "")) == set(query.params)
 
 
+@pytest.mark.parametrize(("changed_after", "bound"), [("", {}), ("p4", {"changed_after": "p4"})])
+def test_list_processes_walk_parts_bind_the_snapshot(
+    driver: Driver, store: OracleStore, changed_after: str, bound: dict[str, str]
+) -> None:
+    """Part 1 of a paged walk reads the processes unchanged since its snapshot; part 2 the changed ones by
+    process_id (from the start: no '' bound, which Oracle would read as NULL)."""
+    store.list_processes(TENANT, ProcessQuery(snapshot=NOW, after=(NOW, "p9"), limit=5))
+    store.list_processes(TENANT, ProcessQuery(snapshot=NOW, changed_after=changed_after, limit=5))
+    driver.rows[Q.PROCESS_SNAPSHOT] = [[(NOW,)]]
+    assert store.process_snapshot(TENANT) == NOW
+    first, second = [c for c in driver.calls("execute") if c.sql and c.sql.startswith(Q.SELECT_PROCESS)]
+    assert "updated_at <= :snapshot" in (first.sql or "")
+    assert first.params == {"tenant_id": TENANT, "snapshot": NOW, "after_seen": NOW, "after_id": "p9", "limit": 5}
+    assert "updated_at > :snapshot" in (second.sql or "")
+    assert (second.sql or "").endswith("ORDER BY process_id FETCH FIRST :limit ROWS ONLY")
+    assert second.params == {"tenant_id": TENANT, "snapshot": NOW, "limit": 5, **bound}
+    for call in (first, second):
+        assert set(re.findall(r":(\w+)", call.sql or "")) == set(call.params)
+    (snap,) = driver.calls("execute", Q.PROCESS_SNAPSHOT)
+    assert snap.params == {"tenant_id": TENANT}
+
+
 def test_list_logs_and_logs_after_bind_the_tenant(driver: Driver, store: OracleStore) -> None:
     row = (7, NOW, 2, None, '{"d": 1}', "etl", None, None, None, 15)
     driver.rows[Q.SELECT_LOG] = [[row]]

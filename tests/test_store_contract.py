@@ -684,6 +684,70 @@ def test_list_processes_keyset_pagination(store: Any, ingest: Any) -> None:
     assert pages == 9  # 8 full pages of 37 and one of 4
 
 
+def test_a_walk_misses_no_process_whose_activity_moves_it(store: Any, ingest: Any) -> None:
+    """Six processes A..F; a walk reads F, E; then B gets a heartbeat (moving it to the top). The part of
+    the walk over unchanged processes returns D, C, A; the changed ones (B) follow, by process_id."""
+    ingest([event(process_id=name, offset=index) for index, name in enumerate("ABCDEF")])
+    ingest([event(process_id="other", offset=99, tenant_id="globex")])
+    snapshot = store.process_snapshot("acme")
+    assert snapshot > 0
+    assert store.process_snapshot("nobody") == 0
+    first = store.list_processes("acme", ProcessQuery(snapshot=snapshot, limit=2))
+    assert _ids(first) == ["F", "E"]
+    ingest([event(event_type="HEARTBEAT", process_id="B", offset=50)])
+    ingest([event(event_type="HEARTBEAT", process_id="other", offset=100, tenant_id="globex")])
+    assert store.process_snapshot("acme") > snapshot
+    after = (to_us(first[-1].last_seen_at), first[-1].process_id)
+    rest = store.list_processes("acme", ProcessQuery(snapshot=snapshot, after=after, limit=10))
+    assert _ids(rest) == ["D", "C", "A"]
+    changed = store.list_processes("acme", ProcessQuery(snapshot=snapshot, changed_after="", limit=10))
+    assert _ids(changed) == ["B"]
+    assert store.list_processes("acme", ProcessQuery(snapshot=snapshot, changed_after="B", limit=10)) == []
+    # A stall is a change too: the stalled process leaves part 1 for part 2.
+    time.sleep(0.002)
+    assert store.mark_stalled(now_us(), now_us() + 1) == 7  # A..F and globex's
+    assert store.list_processes("acme", ProcessQuery(snapshot=snapshot, limit=10)) == []
+    changed = store.list_processes("acme", ProcessQuery(snapshot=snapshot, changed_after="", limit=10))
+    assert _ids(changed) == list("ABCDEF")
+
+
+def test_random_walks_with_changes_in_between_miss_nothing(store: Any, ingest: Any) -> None:
+    """Between the pages of a walk, random processes get newer (or older) events and new processes
+    appear; every process that existed when the walk began is returned, none more than twice."""
+    rnd = random.Random(11)
+    pids = [f"w{index:03d}" for index in range(60)]
+    ingest([event(process_id=pid, offset=-(index // 4)) for index, pid in enumerate(pids)])
+    for trial in range(4):
+        snapshot = store.process_snapshot("acme")
+        existing = {d.process_id for d in store.list_processes("acme", ProcessQuery(limit=1000))}
+        returned: list[str] = []
+        after: tuple[int, str] | None = None
+        changed_after: str | None = None
+        for _ in range(200):
+            limit = rnd.randint(1, 9)
+            if changed_after is None:
+                page = store.list_processes("acme", ProcessQuery(snapshot=snapshot, after=after, limit=limit))
+                if len(page) < limit:
+                    changed_after = ""
+                if page:
+                    after = (to_us(page[-1].last_seen_at), page[-1].process_id)
+            else:
+                page = store.list_processes(
+                    "acme", ProcessQuery(snapshot=snapshot, changed_after=changed_after, limit=limit)
+                )
+                if not page:
+                    break
+                changed_after = page[-1].process_id
+            returned += _ids(page)
+            moved = rnd.sample(pids, 3)
+            ingest(
+                [event(process_id=pid, event_type="HEARTBEAT", offset=rnd.randint(-30, 300)) for pid in moved]
+                + [event(process_id=f"new-{trial}-{len(returned)}", offset=rnd.randint(-30, 300))]
+            )
+        assert existing <= set(returned), existing - set(returned)
+        assert max(returned.count(pid) for pid in existing) <= 2
+
+
 # -- logs ----------------------------------------------------------------------------------------------
 
 

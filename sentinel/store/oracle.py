@@ -556,15 +556,30 @@ class OracleStore:
         if query.updated_since is not None:
             where.append("updated_at >= :updated_since")
             params["updated_since"] = query.updated_since
-        if query.after is not None:
-            where.append("(last_seen_at < :after_seen OR (last_seen_at = :after_seen AND process_id > :after_id))")
-            params["after_seen"], params["after_id"] = query.after
+        if query.changed_after is not None:
+            # Part 2 of a walk (see ProcessQuery): the processes changed since it began. Oracle reads
+            # '' as NULL, so the start of part 2 ("") binds no process_id at all.
+            where.append("updated_at > :snapshot")
+            params["snapshot"] = query.snapshot or 0
+            if query.changed_after:
+                where.append("process_id > :changed_after")
+                params["changed_after"] = query.changed_after
+            order = "process_id"
+        else:
+            if query.snapshot is not None:
+                where.append("updated_at <= :snapshot")
+                params["snapshot"] = query.snapshot
+            if query.after is not None:
+                where.append("(last_seen_at < :after_seen OR (last_seen_at = :after_seen AND process_id > :after_id))")
+                params["after_seen"], params["after_id"] = query.after
+            order = "last_seen_at DESC, process_id"
         params["limit"] = query.limit
-        sql = (
-            f"{Q.SELECT_PROCESS} WHERE {' AND '.join(where)}"
-            " ORDER BY last_seen_at DESC, process_id FETCH FIRST :limit ROWS ONLY"
-        )
+        sql = f"{Q.SELECT_PROCESS} WHERE {' AND '.join(where)} ORDER BY {order} FETCH FIRST :limit ROWS ONLY"
         return [status_from_row(row) for row in self._fetch(tenant_id, sql, params)]
+
+    def process_snapshot(self, tenant_id: str) -> int:
+        rows = self._fetch(tenant_id, Q.PROCESS_SNAPSHOT, {"tenant_id": tenant_id})
+        return int(rows[0][0] or 0) if rows else 0
 
     def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]:
         where = ["tenant_id = :tenant_id", "process_id = :process_id", "log_level >= :min_level"]

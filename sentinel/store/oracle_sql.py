@@ -130,6 +130,8 @@ VALUES ({_INSERTED_VALUES})
 SELECT_PROCESS: Final = f"SELECT {', '.join(PROCESS_COLUMNS)} FROM sentinel_processes"
 SELECT_LOG: Final = f"SELECT {', '.join(map(_column, LOG_ENTRY_COLUMNS))} FROM sentinel_logs"
 GET_STATUS: Final = f"{SELECT_PROCESS} WHERE tenant_id = :tenant_id AND process_id = :process_id"
+# The bound a paged walk of GET /processes begins with (see sentinel.store.base.ProcessQuery).
+PROCESS_SNAPSHOT: Final = "SELECT MAX(updated_at) FROM sentinel_processes WHERE tenant_id = :tenant_id"
 LOGS_AFTER: Final = (
     f"{SELECT_LOG} WHERE tenant_id = :tenant_id AND process_id = :process_id AND seq > :after_seq"
     " ORDER BY seq FETCH FIRST :limit ROWS ONLY"

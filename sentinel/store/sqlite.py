@@ -375,12 +375,26 @@ class SqliteStore:
         if query.updated_since is not None:
             where.append("updated_at >= ?")
             params.append(query.updated_since)
-        if query.after is not None:
-            where.append("(last_seen_at < ? OR (last_seen_at = ? AND process_id > ?))")
-            params.extend((query.after[0], query.after[0], query.after[1]))
+        if query.changed_after is not None:
+            # Part 2 of a walk: the processes changed since it began, by their immutable key.
+            where.append("updated_at > ? AND process_id > ?")
+            params.extend((query.snapshot or 0, query.changed_after))
+            order = "process_id"
+        else:
+            if query.snapshot is not None:
+                where.append("updated_at <= ?")
+                params.append(query.snapshot)
+            if query.after is not None:
+                where.append("(last_seen_at < ? OR (last_seen_at = ? AND process_id > ?))")
+                params.extend((query.after[0], query.after[0], query.after[1]))
+            order = "last_seen_at DESC, process_id"
         params.append(query.limit)
-        sql = f"{_SELECT_PROCESS} WHERE {' AND '.join(where)} ORDER BY last_seen_at DESC, process_id LIMIT ?"
+        sql = f"{_SELECT_PROCESS} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
         return [status_from_row(row) for row in self._read(sql, params)]
+
+    def process_snapshot(self, tenant_id: str) -> int:
+        rows = self._read("SELECT MAX(updated_at) FROM processes WHERE tenant_id = ?", (tenant_id,))
+        return int(rows[0][0] or 0)
 
     def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]:
         where = ["tenant_id = ?", "process_id = ?", "level >= ?"]
