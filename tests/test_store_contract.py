@@ -321,12 +321,15 @@ def test_estimated_completion(store: Any, ingest: Any) -> None:
             event(event_type="STARTED", offset=0, process_id="ended"),
             event(event_type="PROGRESS", offset=10, percent=50, process_id="ended"),
             event(event_type="COMPLETED", offset=20, process_id="ended"),
+            # progress reported before the (newest) start: no elapsed time, so no estimate
+            event(event_type="PROGRESS", offset=-10, percent=50, process_id="restarted"),
+            event(event_type="STARTED", offset=0, process_id="restarted"),
         ]
     )
     quarter = status_of(store, "quarter")
     # started_at + elapsed x 100 / progress = 0 + 10 s x 100 / 25
     assert quarter.estimated_completion == at(40)
-    for pid in ("zero", "full", "fresh", "unstarted", "ended"):
+    for pid in ("zero", "full", "fresh", "unstarted", "ended", "restarted"):
         assert status_of(store, pid).estimated_completion is None, pid
 
 
