@@ -286,6 +286,8 @@ def _quick_checks(data: bytes, levels: int) -> None:
 
 
 def decode_one(payload: bytes, tenant: str | None = None) -> Event:
+    if type(payload) is not bytes:
+        payload = bytes(payload)  # a memoryview or bytearray, as the compiled core takes them
     _quick_checks(payload, S.MAX_DEPTH)
     try:
         wire = _decoder.decode(payload)

@@ -284,7 +284,6 @@ def _clip_text(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-_WS = frozenset(b" \t\r\n")
 _ESCAPES = frozenset(b'"\\/bfnrt')
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _LITERALS = (b"true", b"false", b"null")
@@ -321,10 +320,12 @@ def explain_json(data: bytes) -> str:
     return "not accepted by the JSON parser"
 
 
+_WHITESPACE = re.compile(rb"[ \t\r\n]*").match
+_PLAIN_CHARACTERS = re.compile(rb'[^"\\\x00-\x1f]*').match
+
+
 def _skip(data: bytes, at: int) -> int:
-    while at < len(data) and data[at] in _WS:
-        at += 1
-    return at
+    return _WHITESPACE(data, at).end()  # type: ignore[union-attr]  # "*" always matches
 
 
 def _value(data: bytes, at: int) -> int:
@@ -394,6 +395,9 @@ def _string(data: bytes, at: int) -> int:
     at += 1
     size = len(data)
     while at < size:
+        at = _PLAIN_CHARACTERS(data, at).end()  # type: ignore[union-attr]  # "*" always matches
+        if at >= size:
+            break
         byte = data[at]
         if byte == 0x22:
             return at + 1
