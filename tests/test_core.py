@@ -743,6 +743,20 @@ def test_compiled_equals_twin_on_bracket_quote_and_number_soup(payloads: list[by
     assert compiled == python
 
 
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(json_ish, st.builds(msgspec.json.encode, events)), max_size=5), st.booleans())
+def test_compiled_equals_twin_on_malformed_http_bodies(parts: list[bytes], array: bool) -> None:
+    body = b"[" + b",".join(parts) + b"]" if array else b"".join(parts)
+    results = []
+    for name in ("compiled", "python"):
+        try:
+            results.append(IMPLEMENTATIONS[name].decoder.prepare_http(body, "acme", 8))
+        except (OverflowError, core.BodyRejected) as exc:
+            results.append((type(exc), str(exc)))
+    assert results[0] == results[1]
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.one_of(json_ish, st.binary(max_size=80), st.builds(msgspec.json.encode, json_values)))
 def test_every_parser_refusal_is_explained_in_our_words(data: bytes) -> None:
