@@ -1,9 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Compiled message decoding: raw queue payloads -> validated events + rejects.
 
-JSON is parsed by msgspec (shared with the twin, so both read the same bytes the same way); the
-per-event rules of SPEC section 2 run here as typed C: identifier scans, the RFC 3339 parser, hex and
-range checks. ``_decoder_py`` is the behavioural reference; a property test holds the two equal.
+JSON is parsed by msgspec (shared with the twin, so both read the same bytes the same way), after one
+C pass (``_scan``) over the payload that rules out, or hands to the shared exact checks, the rules of
+our own: UTF-8, the nesting limit and numbers that overflow a double. The per-event rules of SPEC
+section 2 run here as typed C: identifier scans, the RFC 3339 parser, hex and range checks.
+``_decoder_py`` is the behavioural reference; property tests hold the two equal.
 """
 
 cimport cython
