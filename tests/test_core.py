@@ -744,6 +744,21 @@ def test_compiled_equals_twin_on_bracket_quote_and_number_soup(payloads: list[by
 
 
 @needs_compiled
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.binary(max_size=12), min_size=1, max_size=8))
+def test_compiled_equals_twin_on_bytes_inside_strings(chunks: list[bytes]) -> None:
+    """Arbitrary bytes inside a field of a valid event: the compiled UTF-8 check (C) and the twin's
+    (Python's strict decoder) agree on every byte sequence, overlong, surrogate and truncated ones too."""
+    payloads = [
+        ev(message="M", zz="Z").replace(b'"M"', b'"' + chunk.replace(b'"', b"").replace(b"\\", b"") + b'"')
+        for chunk in chunks
+    ]
+    payloads.append(b"".join(chunks))
+    compiled, python = both(payloads)
+    assert compiled == python
+
+
+@needs_compiled
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(json_ish, st.builds(msgspec.json.encode, events)), max_size=5), st.booleans())
 def test_compiled_equals_twin_on_malformed_http_bodies(parts: list[bytes], array: bool) -> None:

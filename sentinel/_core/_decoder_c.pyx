@@ -227,9 +227,50 @@ cdef int _scan(const unsigned char* p, Py_ssize_t n, Py_ssize_t levels) noexcept
     return flags
 
 
+cdef bint _valid_utf8(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """Strict UTF-8 (RFC 3629) as Python's decoder takes it: no overlong forms, no surrogates, nothing
+    past U+10FFFF. Only the verdict: ``_shared.utf8_fault`` words a fault."""
+    cdef Py_ssize_t i = 0, need, k
+    cdef unsigned char c, low, high
+    while i < n:
+        c = p[i]
+        if c < 0x80:
+            i += 1
+            continue
+        low = 0x80
+        high = 0xBF
+        if 0xC2 <= c <= 0xDF:
+            need = 1
+        elif 0xE0 <= c <= 0xEF:
+            need = 2
+            if c == 0xE0:
+                low = 0xA0
+            elif c == 0xED:
+                high = 0x9F
+        elif 0xF0 <= c <= 0xF4:
+            need = 3
+            if c == 0xF0:
+                low = 0x90
+            elif c == 0xF4:
+                high = 0x8F
+        else:
+            return False
+        if i + need >= n:  # the sequence runs past the end
+            return False
+        if p[i + 1] < low or p[i + 1] > high:
+            return False
+        for k in range(2, need + 1):
+            if p[i + k] < 0x80 or p[i + k] > 0xBF:
+                return False
+        i += need + 1
+    return True
+
+
 cdef int _quick_checks(bytes data, Py_ssize_t levels) except -1:
     """Raise the UTF-8 or depth fault of ``data``; returns the scan's flags."""
     cdef int flags = _scan(<const unsigned char*>data, len(data), levels)
+    if flags & SCAN_NON_ASCII and _valid_utf8(<const unsigned char*>data, len(data)):
+        flags &= ~SCAN_NON_ASCII
     if flags & (SCAN_NON_ASCII | SCAN_DEEP):
         fault = S.checked_json(data, flags & SCAN_NON_ASCII, flags & SCAN_DEEP, levels)
         if fault is not None:
