@@ -309,6 +309,10 @@ def explain_json(data: bytes) -> str:
     """Why ``data`` is not one RFC 8259 JSON value, in our words with the byte offset: what a reason
     says when msgspec refuses a payload (its own wording changes between versions)."""
     try:
+        data.decode()
+    except UnicodeDecodeError as exc:
+        return utf8_detail(data[exc.start], exc.start)
+    try:
         end = _value(data, _skip(data, 0))
         end = _skip(data, end)
         if end != len(data):
