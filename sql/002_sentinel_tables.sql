@@ -201,7 +201,8 @@ ALTER TABLE sentinel_status_stage ADD ( -- noqa: PRS
     CONSTRAINT sentinel_status_stage_result_json CHECK (result IS JSON)
 );
 
--- For people: the status table with readable times.
+-- For people: the status table with readable times. started_at as the API serves it: never after
+-- ended_at (see sentinel.store.rows.effective_start).
 CREATE OR REPLACE VIEW sentinel_processes_v AS
 SELECT
     p.tenant_id,
@@ -214,8 +215,8 @@ SELECT
     p.correlation_id,
     p.current_step,
     p.progress_percent,
-    FROM_TZ(TIMESTAMP '1970-01-01 00:00:00', 'UTC') + NUMTODSINTERVAL(p.started_at / 1000000, 'SECOND')
-        AS started_at,
+    FROM_TZ(TIMESTAMP '1970-01-01 00:00:00', 'UTC')
+    + NUMTODSINTERVAL(LEAST(p.started_at, NVL(p.ended_at, p.started_at)) / 1000000, 'SECOND') AS started_at,
     FROM_TZ(TIMESTAMP '1970-01-01 00:00:00', 'UTC') + NUMTODSINTERVAL(p.last_seen_at / 1000000, 'SECOND')
         AS last_seen_at,
     FROM_TZ(TIMESTAMP '1970-01-01 00:00:00', 'UTC') + NUMTODSINTERVAL(p.ended_at / 1000000, 'SECOND')

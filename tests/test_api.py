@@ -663,6 +663,41 @@ def test_processes_keyset_pagination_has_no_gaps_or_duplicates(caller: Caller, b
     assert [item["process_id"] for item in second["items"]] == order[50:53]
 
 
+def test_a_walk_returns_every_process_even_one_that_moves_up(connect: Callable[..., Caller]) -> None:
+    """Six processes A..F; a walk reads F, E; then B gets a heartbeat (moving it to the top, before the
+    cursor). Following next_cursor to the end still returns B (after the unchanged D, C, A)."""
+    caller = connect()
+    http = caller.http
+    now = datetime.now(UTC)
+    names = {name: unique(f"walk-{name}") for name in "ABCDEF"}
+    post(http, [event("STARTED", pid, timestamp=ts(index - 60, base=now)) for index, pid in enumerate(names.values())])
+    wait_for(lambda: len(http.get("/processes").json()["items"]) == 6, VISIBLE, "the six processes")
+    first = http.get("/processes", params={"limit": 2}).json()
+    assert [item["process_id"] for item in first["items"]] == [names["F"], names["E"]]
+    post(http, [event("HEARTBEAT", names["B"], timestamp=ts(0, base=now))])
+    wait_status(http, names["B"], lambda doc: doc["event_count"] == 2)
+    rest: list[str] = []
+    cursor = first["next_cursor"]
+    while cursor is not None:
+        page = http.get("/processes", params={"limit": 2, "cursor": cursor}).json()
+        assert page["items"], "a page with a next_cursor must not be empty"
+        rest += [item["process_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+    assert rest == [names["D"], names["C"], names["A"], names["B"]]
+    # A new walk sees B in its new place.
+    fresh, _ = follow_pages(http, "/processes", {"limit": 4})
+    assert [item["process_id"] for item in fresh] == [names[n] for n in "BFEDCA"]
+
+
+def test_openapi_states_the_paging_guarantee(api: ApiServer) -> None:
+    spec = _openapi(api)
+    description = spec["paths"]["/processes"]["get"]["description"]
+    assert "every process that existed when it began" in description
+    assert "may appear twice" in description
+    logs = spec["paths"]["/logs/{process_id}"]["get"]["description"]
+    assert "every line that existed when it began" in logs
+
+
 def _tamper(cursor: str) -> list[str]:
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     body, tag = raw[:-16], raw[-16:]
@@ -922,12 +957,63 @@ def test_deeply_nested_body_is_refused_not_a_server_error(caller: Caller, depth:
     assert_problem(answer, answer.status_code)
 
 
-def test_deeply_nested_metadata_is_not_a_server_error(caller: Caller) -> None:
+@pytest.mark.parametrize("depth", [63, 64, 65, 1000])
+def test_nesting_limit_is_explicit(caller: Caller, depth: int) -> None:
+    """An event may nest 64 levels (itself level 1), alone or in an array body; deeper is a 400 naming
+    the limit, never a 500, whatever the worker's stack."""
     process_id = unique("deep-meta")
     started = event("STARTED", process_id)
-    text = json.dumps(started)[:-1] + ', "metadata": ' + '{"a": ' * 1000 + "1" + "}" * 1000 + "}"
-    answer = caller.http.post("/events", content=text.encode(), headers={"content-type": "application/json"})
-    assert answer.status_code in (202, 400, 422), answer.text
+    text = json.dumps(started)[:-1] + ', "metadata": ' + '{"a": ' * (depth - 1) + "1" + "}" * (depth - 1) + "}"
+    for body in (text, "[" + text + "]"):
+        answer = caller.http.post("/events", content=body.encode(), headers={"content-type": "application/json"})
+        if depth <= 64:
+            assert answer.status_code == 202, answer.text
+        else:
+            problem = assert_problem(answer, 400)
+            assert "nested deeper than 64 levels" in problem["detail"]
+
+
+def test_a_body_that_is_not_utf8_is_400_wherever_the_byte_is(caller: Caller, barrier: Callable[[], None]) -> None:
+    """One rule: a body that is not valid UTF-8 JSON is a 400 naming the byte and its offset, whether the
+    byte sits in a known field of an object body, of an array body, or in a field nobody reads."""
+    process_id = unique("utf8")
+    good = json.dumps(event("HEARTBEAT", process_id, message="MARK")).encode()
+    bad = good.replace(b"MARK", b"M\xffRK")
+    unknown = json.dumps(event("HEARTBEAT", process_id, extra="MARK")).encode().replace(b"MARK", b"M\xffRK")
+    for body in (bad, b"[" + bad + b"]", b"[" + good + b"," + bad + b"]", unknown, b"[" + unknown + b"]"):
+        answer = caller.http.post("/events", content=body, headers={"content-type": "application/json"})
+        problem = assert_problem(answer, 400)
+        assert "not UTF-8 (byte 0xff at offset " in problem["detail"], problem
+    barrier()
+    assert caller.http.get(f"/status/{process_id}").status_code == 404, "part of a refused body was queued"
+
+
+def test_numbers_the_api_could_not_return_are_refused_naming_the_field(caller: Caller) -> None:
+    process_id = unique("inf")
+    for field, text in (("percent", '"percent": 1e400'), ("metadata", '"metadata": {"m": [1, -1e400]}')):
+        kind = "PROGRESS" if field == "percent" else "STARTED"
+        body = json.dumps(event(kind, process_id))[:-1] + ", " + text + "}"
+        answer = caller.http.post("/events", content=body.encode(), headers={"content-type": "application/json"})
+        problem = assert_problem(answer, 422, "invalid_events")
+        ((error),) = problem["errors"]
+        assert error["code"] == "bad_field"
+        assert error["reason"].startswith(f"{field}: number out of range"), error
+    assert caller.http.get(f"/status/{process_id}").status_code == 404
+
+
+def test_rfc3339_forms_are_accepted_and_refusals_say_why(caller: Caller) -> None:
+    http = caller.http
+    process_id = unique("rfc3339")
+    post(http, [event("STARTED", process_id, timestamp="2026-11-30T10:00:00.1234567891Z")])
+    doc = wait_status(http, process_id)
+    assert doc["started_at"] == "2026-11-30T10:00:00.123456Z"
+    for value in ("2026-11-30T10:00:00.1234567891Z", "2026-11-30t10:00:00+05:30", "2016-12-31T23:59:60Z"):
+        assert http.get(f"/logs/{process_id}", params={"since": value}).status_code == 200
+        assert http.get("/processes", params={"updated_since": value}).status_code == 200
+    problem = assert_problem(http.get("/processes", params={"updated_since": "2026-04-31T10:00:00Z"}), 400)
+    assert problem["detail"] == 'updated_since: day out of range for its month, got "2026-04-31T10:00:00Z"'
+    problem = assert_problem(http.get(f"/logs/{process_id}", params={"since": "2026-11-30T10:00:00"}), 400)
+    assert problem["detail"].startswith("since: expected RFC 3339 with an offset")
 
 
 def test_invalid_items_refuse_the_whole_request(caller: Caller, barrier: Callable[[], None]) -> None:

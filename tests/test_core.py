@@ -105,13 +105,53 @@ def test_valid_log_event_is_normalised(impl: types.SimpleNamespace) -> None:
         (b"{", "invalid_json", "invalid JSON: "),
         (b"\xff\xfe", "invalid_json", "invalid JSON: "),
         (b"[1, 2]", "not_object", "event must be a JSON object"),
-        (b'{"metadata":' + b"[" * 5000 + b"]" * 5000 + b"}", "invalid_json", "invalid JSON: nested too deeply"),
-        (ev(event_id="e").replace(b'"e"', b'"e\xe9"'), "invalid_json", "invalid JSON: not UTF-8 (byte 0xe9)"),
+        (
+            b'{"metadata":' + b"[" * 5000 + b"]" * 5000 + b"}",
+            "invalid_json",
+            "invalid JSON: nested deeper than 64 levels (at offset 75)",
+        ),
+        (
+            ev(event_id="e").replace(b'"e"', b'"e\xe9"'),
+            "invalid_json",
+            "invalid JSON: not UTF-8 (byte 0xe9 at offset 14)",
+        ),
         (
             ev(event_type="LOG", level="INFO", message="m", details={"k": "v"}).replace(b'"v"', b'"\xff"'),
             "invalid_json",
-            "invalid JSON: not UTF-8 (byte 0xff)",
+            "invalid JSON: not UTF-8 (byte 0xff at offset ",
         ),
+        # Invalid UTF-8 is refused wherever it is, unknown fields included.
+        (ev(zz="v").replace(b'"v"', b'"\xc0\xaf"'), "invalid_json", "invalid JSON: not UTF-8 (byte 0xc0 at offset "),
+        (ev(message="\ud7ff").replace(b"\xed\x9f\xbf", b"\xed\xa0\x80"), "invalid_json", "not UTF-8 (byte 0xed"),
+        (b"{", "invalid_json", "invalid JSON: unexpected end of input, expected a string key (input ends at offset 1)"),
+        (b'{"a":1,}', "invalid_json", "invalid JSON: unexpected '}', expected a string key at offset 7"),
+        (b'{"a":01}', "invalid_json", "invalid JSON: invalid number (leading zero) at offset 5"),
+        (b'{"a":NaN}', "invalid_json", "invalid JSON: unexpected 'N', expected a value at offset 5"),
+        (b'{"a":"\\q"}', "invalid_json", "invalid JSON: invalid escape in a string at offset 6"),
+        (b'{"a":"\\ud800"}', "invalid_json", "invalid JSON: unpaired UTF-16 surrogate escape in a string at offset 6"),
+        (b'{"a":"x\x01"}', "invalid_json", "invalid JSON: control character 0x01 in a string at offset 7"),
+        (b'{"a":1} x', "invalid_json", "invalid JSON: unexpected 'x' after the JSON value at offset 8"),
+        (b"", "invalid_json", "invalid JSON: unexpected end of input, expected a value (input ends at offset 0)"),
+        (b"[1, 2]", "not_object", "event must be a JSON object, got array"),
+        (b"1e400", "not_object", "event must be a JSON object, got number"),
+        # Numbers the API could not return to a strict JSON parser, named by their field.
+        (
+            ev(event_type="PROGRESS", percent=1).replace(b'"percent":1', b'"percent":1e400'),
+            "bad_field",
+            "percent: number out of range",
+        ),
+        (
+            ev(event_type="STARTED", metadata={"m": [1, 2]}).replace(b"2]", b"-1E+400]"),
+            "bad_field",
+            "metadata: number out of range (not a finite double): -1E+400 at offset ",
+        ),
+        (
+            ev(event_type="LOG", level="INFO", message="m", details={"d": 1}).replace(b'"d":1', b'"d":' + b"9" * 400),
+            "bad_field",
+            "details: number out of range",
+        ),
+        (ev(event_type="COMPLETED", result={"r": {"x": 1}}).replace(b'"x":1', b'"x":2e308'), "bad_field", "result:"),
+        (ev(zz=1).replace(b'"zz":1', b'"zz":1e999'), "bad_field", "zz: number out of range"),
         (b'"text"', "not_object", "event must be a JSON object"),
         (ev(event_id=...), "missing_field", "event_id: required"),
         (ev(event_id=""), "bad_field", "event_id: expected 1 to 64 characters, got 0"),
@@ -126,8 +166,10 @@ def test_valid_log_event_is_normalised(impl: types.SimpleNamespace) -> None:
         (ev(tenant_id=...), "missing_field", "tenant_id: required"),
         (ev(tenant_id="t" * 51), "bad_field", "tenant_id: expected 1 to 50 characters"),
         (ev(timestamp=...), "missing_field", "timestamp: required"),
-        (ev(timestamp="2026-11-26T10:00:00"), "bad_timestamp", "expected RFC 3339 with an offset"),
-        (ev(timestamp="2026-11-26"), "bad_timestamp", "expected RFC 3339 with an offset"),
+        (ev(timestamp="2026-11-26T10:00:00"), "bad_timestamp", "expected RFC 3339 with an offset (Z or +hh:mm/-hh:mm)"),
+        (ev(timestamp="2026-11-26"), "bad_timestamp", "timestamp: expected RFC 3339 (YYYY-MM-DDThh:mm:ss"),
+        (ev(timestamp="2026-04-31T10:00:00Z"), "bad_timestamp", "timestamp: day out of range for its month"),
+        (ev(timestamp="2026-11-26T10:59:60Z"), "bad_timestamp", "only valid at 23:59:60 UTC"),
         (ev(timestamp=1764151200), "bad_timestamp", "expected an RFC 3339 string, got number"),
         (ev(event_type="LOG", message="m"), "missing_field", "level: required"),
         (ev(event_type="LOG", level="NOTICE", message="m"), "bad_field", "level: expected one of"),
@@ -157,6 +199,15 @@ def test_rule_breaks_are_rejected_with_a_precise_reason(
     assert reason in got_reason
 
 
+def test_no_reason_quotes_the_json_library() -> None:
+    """msgspec words its errors differently from version to version; every reason is ours."""
+    for name in ("DecodeError", "Expected `", "malformed", "truncated", "Invalid UTF-8", "out of range - at"):
+        for payload in (b"{", b"\xff", b'{"a":1,}', b"[1]", b'{"percent":1e400}', b'{"a":"\\ud800"}'):
+            for impl in IMPLEMENTATIONS.values():
+                _, ((_, _, _, reason),) = impl.decoder.decode_batch([payload])
+                assert name not in reason
+
+
 def test_a_bad_message_does_not_stop_the_batch(impl: types.SimpleNamespace) -> None:
     payloads = [ev(event_id="a"), b"nope", ev(event_id="b"), ev(event_id="c", event_type="X")]
     events, rejects = impl.decoder.decode_batch(payloads)
@@ -181,6 +232,19 @@ def test_null_optional_fields_count_as_absent(impl: types.SimpleNamespace) -> No
         ("2024-02-29T23:59:59.9Z", us("2024-02-29T23:59:59.9Z")),
         ("2000-02-29T00:00:00Z", us("2000-02-29T00:00:00Z")),
         ("9999-12-31T23:59:59.999999Z", _shared.MAX_US),
+        # RFC 3339 allows any number of fraction digits: the first six are kept.
+        ("2026-11-30T10:00:00.1234567891Z", us("2026-11-30T10:00:00.123456Z")),
+        ("2026-11-30T10:00:00." + "9" * 40 + "Z", us("2026-11-30T10:00:00.999999Z")),
+        ("2026-11-30t10:00:00.5z", us("2026-11-30T10:00:00.5Z")),
+        ("2026-11-30T10:00:00+05:30", us("2026-11-30T04:30:00Z")),
+        ("2026-11-30T10:00:00-00:00", us("2026-11-30T10:00:00Z")),  # "unknown local offset": UTC
+        ("2026-11-30T10:00:00+23:59", us("2026-11-29T10:01:00Z")),
+        ("1969-12-31T23:59:59.999999Z", -1),
+        # A leap second: only at 23:59:60 UTC, read as the last microsecond of the day.
+        ("2016-12-31T23:59:60Z", us("2016-12-31T23:59:59.999999Z")),
+        ("2016-12-31T23:59:60.5Z", us("2016-12-31T23:59:59.999999Z")),
+        ("2016-12-31T18:59:60-05:00", us("2016-12-31T23:59:59.999999Z")),
+        ("2017-01-01T05:29:60+05:30", us("2016-12-31T23:59:59.999999Z")),
     ],
 )
 def test_rfc3339_timestamps(impl: types.SimpleNamespace, text: str, expected: int) -> None:
@@ -199,7 +263,15 @@ def test_rfc3339_timestamps(impl: types.SimpleNamespace, text: str, expected: in
         "2026-11-26T10:00:61Z",
         "2026-11-26T10:00:00+24:00",
         "2026-11-26T10:00:00.Z",
-        "2026-11-26T10:00:00.1234567890Z",
+        "2026-11-26T10:59:60Z",
+        "2016-12-31T23:59:60+01:00",
+        "2026-11-26T10:00:00+05:60",
+        "2026-11-26T10:00:00+5:30",
+        "2026-11-26T10:00:00",
+        "2026-11-26T10:00:00.",
+        "2026-11-26T10:00Z",
+        "2026-11-26 T10:00:00Z",
+        "2026-11-26T10:00:00\u200bZ",
         "2026-11-26T10:00:00+0100",
         "2026-11-26T10:00:00Z ",
         " 2026-11-26T10:00:00Z",
@@ -215,6 +287,91 @@ def test_rfc3339_rejects(impl: types.SimpleNamespace, text: str) -> None:
     with pytest.raises(core.EventRejected) as caught:
         impl.decoder.parse_timestamp(text)
     assert caught.value.code == "bad_timestamp"
+    assert caught.value.reason.startswith("timestamp: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ("2026-11-26T10:00:00", "expected RFC 3339 with an offset"),
+        ("1899-12-31T23:59:59Z", "year before 1900"),
+        ("2026-13-01T00:00:00Z", "month out of range"),
+        ("2023-02-29T00:00:00Z", "day out of range for its month"),
+        ("2026-11-26T24:00:00Z", "hour out of range"),
+        ("2026-11-26T10:60:00Z", "minute out of range"),
+        ("2026-11-26T10:00:61Z", "second out of range"),
+        ("2026-11-26T10:59:60Z", "leap second"),
+        ("2026-11-26T10:00:00+24:00", "offset out of range"),
+        ("9999-12-31T23:59:59-01:00", "after 9999-12-31T23:59:59.999999Z"),
+        ("26-11-26T10:00:00Z", "expected RFC 3339 (YYYY-MM-DDThh:mm:ss"),
+    ],
+)
+def test_rfc3339_rejects_say_why(impl: types.SimpleNamespace, text: str, detail: str) -> None:
+    with pytest.raises(core.EventRejected) as caught:
+        impl.decoder.parse_timestamp(text, "since")
+    assert caught.value.reason.startswith("since: ")
+    assert detail in caught.value.reason
+    assert text in caught.value.reason
+
+
+# explicit nesting limit -----------------------------------------------------------------------------
+
+
+def nested(depth: int) -> bytes:
+    """An event whose deepest value sits at ``depth`` levels (the event object is level 1)."""
+    inner = b"[" * (depth - 1) + b"]" * (depth - 1)
+    return ev(zz=0).replace(b'"zz":0', b'"zz":' + inner)
+
+
+def at_stack_depth(frames: int, call: object) -> object:
+    if frames == 0:
+        return call()  # type: ignore[operator]
+    return at_stack_depth(frames - 1, call)
+
+
+@pytest.mark.parametrize("frames", [0, 50, 500])
+def test_nesting_limit_is_explicit_and_independent_of_the_stack(impl: types.SimpleNamespace, frames: int) -> None:
+    limit = _shared.MAX_DEPTH
+    for depth in (limit - 1, limit):
+        events, rejects = at_stack_depth(frames, lambda d=depth: impl.decoder.decode_batch([nested(d)]))
+        assert (len(events), rejects) == (1, [])
+    payload = nested(limit + 1)
+    _, ((_, _, code, reason),) = at_stack_depth(frames, lambda: impl.decoder.decode_batch([payload]))
+    assert code == "invalid_json"
+    assert (
+        reason
+        == f"invalid JSON: nested deeper than {limit} levels (at offset {payload.index(b'[' * limit) + limit - 1})"
+    )
+    # Strings do not count, escaped quotes included; over HTTP an array body adds no level to its events.
+    quoted = ev(message='\\" [[[[' + "[" * 100)
+    assert impl.decoder.decode_batch([quoted])[1] == []
+    body = b"[" + nested(limit) + b"]"
+    assert at_stack_depth(frames, lambda: impl.decoder.prepare_http(body, "acme", 10))[2] == []
+    for too_deep in (b"[" + nested(limit + 1) + b"]", nested(limit + 1)):
+        with pytest.raises(core.BodyRejected, match=f"nested deeper than {limit} levels"):
+            impl.decoder.prepare_http(too_deep, "acme", 10)
+
+
+def test_http_bodies_that_are_not_utf8_are_refused_whole(impl: types.SimpleNamespace) -> None:
+    """One rule for every place invalid UTF-8 can hide: the body is not UTF-8 JSON (400)."""
+    bad = ev(message="m").replace(b'"m"', b'"\xff"')
+    unknown = ev(zz="m").replace(b'"m"', b'"\xff"')
+    for body in (bad, b"[" + bad + b"]", b"[" + ev(event_id="ok") + b"," + bad + b"]", unknown, b"[" + unknown + b"]"):
+        with pytest.raises(core.BodyRejected, match=r"body is not valid JSON: not UTF-8 \(byte 0xff at offset \d+\)"):
+            impl.decoder.prepare_http(body, "acme", 10)
+
+
+def test_http_numbers_out_of_range_name_the_item_and_field(impl: types.SimpleNamespace) -> None:
+    good = ev(event_id="a", event_type="STARTED", tenant_id=..., metadata={"m": 1})
+    body = b"[" + good + b"," + good.replace(b'"a"', b'"b"').replace(b'"m":1', b'"m":1e400') + b"]"
+    payloads, _, errors = impl.decoder.prepare_http(body, "acme", 10)
+    assert len(payloads) == 1
+    assert [(i, code) for i, code, _ in errors] == [(1, "bad_field")]
+    assert errors[0][2].startswith("metadata: number out of range")
+    single = ev(event_type="PROGRESS", tenant_id=..., percent=5).replace(b'"percent":5', b'"percent":1e400')
+    _, _, errors = impl.decoder.prepare_http(single, "acme", 10)
+    assert [(i, code) for i, code, _ in errors] == [(0, "bad_field")]
+    assert errors[0][2].startswith("percent: number out of range")
 
 
 # the HTTP body path ---------------------------------------------------------------------------------
@@ -247,9 +404,18 @@ def test_prepare_http_single_object_and_limits(impl: types.SimpleNamespace) -> N
     assert (len(payloads), errors) == (1, [])
     with pytest.raises(OverflowError):
         impl.decoder.prepare_http(b"[" + b",".join([ev()] * 3) + b"]", "acme", 2)
-    for body in (b"", b"null", b"42", b"[", b"{oops", b'{"a":1},{"b":2}', b"[" * 5000 + b"]" * 5000):
-        with pytest.raises(core.BodyRejected):
+    for body, reason in (
+        (b"", "body must be a JSON object or an array of objects"),
+        (b"null", "body must be a JSON object or an array of objects"),
+        (b"42", "body must be a JSON object or an array of objects"),
+        (b"[", "body is not valid JSON: unexpected end of input, expected a value (input ends at offset 1)"),
+        (b"{oops", "body is not valid JSON: unexpected 'o', expected a string key at offset 1"),
+        (b'{"a":1},{"b":2}', "body is not valid JSON: unexpected ',' after the JSON value at offset 7"),
+        (b"[" * 5000 + b"]" * 5000, "body is not valid JSON: nested deeper than 64 levels (at offset 65)"),
+    ):
+        with pytest.raises(core.BodyRejected) as caught:
             impl.decoder.prepare_http(body, "acme", 10)
+        assert str(caught.value) == reason
 
 
 # batching: SPEC section 3 inside one batch -------------------------------------------------------------
@@ -533,6 +699,102 @@ def test_compiled_equals_twin_on_http_bodies(items: list[object], tenant: str) -
             results.append(IMPLEMENTATIONS[name].decoder.prepare_http(body, tenant, 8))
         except (OverflowError, core.BodyRejected) as exc:
             results.append((type(exc), str(exc)))
+    assert results[0] == results[1]
+
+
+json_ish = st.lists(
+    st.sampled_from(
+        [
+            b"[",
+            b"]",
+            b"{",
+            b"}",
+            b'"',
+            b"\\",
+            b":",
+            b",",
+            b"1",
+            b"9" * 60,
+            b"e",
+            b"E+",
+            b"-",
+            b"0",
+            b".",
+            b"e400",
+            b"\xff",
+            b"\xc3\xa9",
+            b"\xed\xa0\x80",
+            b" ",
+            b"null",
+            b'"percent"',
+            b'"metadata"',
+        ]
+    ),
+    max_size=120,
+).map(b"".join)
+
+
+@needs_compiled
+@settings(max_examples=500, deadline=None)
+@given(st.lists(json_ish, max_size=6))
+def test_compiled_equals_twin_on_bracket_quote_and_number_soup(payloads: list[bytes]) -> None:
+    """The compiled one-pass scan and the twin's checks agree on depth, UTF-8 and number faults."""
+    compiled, python = both(payloads)
+    assert compiled == python
+
+
+@needs_compiled
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.binary(max_size=12), min_size=1, max_size=8))
+def test_compiled_equals_twin_on_bytes_inside_strings(chunks: list[bytes]) -> None:
+    """Arbitrary bytes inside a field of a valid event: the compiled UTF-8 check (C) and the twin's
+    (Python's strict decoder) agree on every byte sequence, overlong, surrogate and truncated ones too."""
+    payloads = [
+        ev(message="M", zz="Z").replace(b'"M"', b'"' + chunk.replace(b'"', b"").replace(b"\\", b"") + b'"')
+        for chunk in chunks
+    ]
+    payloads.append(b"".join(chunks))
+    compiled, python = both(payloads)
+    assert compiled == python
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(json_ish, st.builds(msgspec.json.encode, events)), max_size=5), st.booleans())
+def test_compiled_equals_twin_on_malformed_http_bodies(parts: list[bytes], array: bool) -> None:
+    body = b"[" + b",".join(parts) + b"]" if array else b"".join(parts)
+    results = []
+    for name in ("compiled", "python"):
+        try:
+            results.append(IMPLEMENTATIONS[name].decoder.prepare_http(body, "acme", 8))
+        except (OverflowError, core.BodyRejected) as exc:
+            results.append((type(exc), str(exc)))
+    assert results[0] == results[1]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(json_ish, st.binary(max_size=80), st.builds(msgspec.json.encode, json_values)))
+def test_every_parser_refusal_is_explained_in_our_words(data: bytes) -> None:
+    try:
+        msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        explained = _shared.explain_json(data)
+        assert explained != "not accepted by the JSON parser", data
+        assert " at offset " in explained or "(input ends at offset" in explained
+    else:
+        assert _shared.explain_json(data) == "not accepted by the JSON parser"
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789-:.TtZz+ ", max_size=40), st.sampled_from(["", "Z", "+05:30", "-00:00"]))
+def test_compiled_equals_twin_on_timestamps(text: str, suffix: str) -> None:
+    results = []
+    for name in ("compiled", "python"):
+        try:
+            results.append(IMPLEMENTATIONS[name].decoder.parse_timestamp(text + suffix))
+        except core.EventRejected as exc:
+            results.append(exc.reason)
     assert results[0] == results[1]
 
 

@@ -557,6 +557,31 @@ def test_stall_detection_end_to_end(data_dir: Path, procs: list[Any]) -> None:
         store.close()
 
 
+@pytest.mark.slow
+def test_no_false_stall_after_downtime(data_dir: Path, procs: list[Any]) -> None:
+    """SPEC section 3: a RUNNING process whose fresh HEARTBEAT waits in the queue while Sentinel is down
+    for longer than the timeout is not marked STALLED when ingest starts again."""
+    db = data_dir / "sentinel.db"
+    store = SqliteStore(db)
+    store.migrate()
+    try:
+        proc = _start_ingest(data_dir, procs, "first", SENTINEL_HEARTBEAT_TIMEOUT_SEC="3")
+        store.enqueue([encode(event(event_type="STARTED", process_id="steady"))], [5])
+        wait_for(lambda: store.get_status("acme", "steady") is not None, 30, "steady to be stored")
+        assert _stop(proc) == 0, _stderr(data_dir, "first")
+        time.sleep(4)  # down for longer than the timeout
+        store.enqueue([encode(event(event_type="HEARTBEAT", offset=4, process_id="steady"))], [5])
+        proc = _start_ingest(data_dir, procs, "second", SENTINEL_HEARTBEAT_TIMEOUT_SEC="3")
+        wait_for(lambda: proc.poll() is not None or queue_depth(db) == 0, 30, "the heartbeat to be ingested")
+        doc = store.get_status("acme", "steady")
+        assert doc is not None
+        assert (doc.status, doc.event_count) == ("RUNNING", 2)
+        assert "marked STALLED" not in _stderr(data_dir, "second")
+        assert _stop(proc) == 0, _stderr(data_dir, "second")
+    finally:
+        store.close()
+
+
 def test_poison_message_does_not_stop_sentinel_ingest(data_dir: Path, procs: list[Any]) -> None:
     """A message that is not UTF-8 goes to the dead letters; the process keeps consuming."""
     db = data_dir / "sentinel.db"

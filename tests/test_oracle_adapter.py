@@ -27,6 +27,7 @@ import pytest
 
 from sentinel._core import BatchBuilder, decode_batch
 from sentinel.config import Settings
+from sentinel.models import from_us
 from sentinel.store import oracle_sql as Q
 from sentinel.store.base import (
     DeadLetterRow,
@@ -1005,6 +1006,28 @@ def test_stack_trace_binds_the_tenant(driver: Driver, store: OracleStore) -> Non
     assert first.params == {"tenant_id": TENANT, "process_id": "p1"}
 
 
+@pytest.mark.parametrize(("changed_after", "bound"), [("", {}), ("p4", {"changed_after": "p4"})])
+def test_list_processes_walk_parts_bind_the_snapshot(
+    driver: Driver, store: OracleStore, changed_after: str, bound: dict[str, str]
+) -> None:
+    """Part 1 of a paged walk reads the processes unchanged since its snapshot; part 2 the changed ones by
+    process_id (from the start: no '' bound, which Oracle would read as NULL)."""
+    store.list_processes(TENANT, ProcessQuery(snapshot=NOW, after=(NOW, "p9"), limit=5))
+    store.list_processes(TENANT, ProcessQuery(snapshot=NOW, changed_after=changed_after, limit=5))
+    driver.rows[Q.PROCESS_SNAPSHOT] = [[(NOW,)]]
+    assert store.process_snapshot(TENANT) == NOW
+    first, second = [c for c in driver.calls("execute") if c.sql and c.sql.startswith(Q.SELECT_PROCESS)]
+    assert "updated_at <= :snapshot" in (first.sql or "")
+    assert first.params == {"tenant_id": TENANT, "snapshot": NOW, "after_seen": NOW, "after_id": "p9", "limit": 5}
+    assert "updated_at > :snapshot" in (second.sql or "")
+    assert (second.sql or "").endswith("ORDER BY process_id FETCH FIRST :limit ROWS ONLY")
+    assert second.params == {"tenant_id": TENANT, "snapshot": NOW, "limit": 5, **bound}
+    for call in (first, second):
+        assert set(re.findall(r":(\w+)", call.sql or "")) == set(call.params)
+    (snap,) = driver.calls("execute", Q.PROCESS_SNAPSHOT)
+    assert snap.params == {"tenant_id": TENANT}
+
+
 def test_list_logs_and_logs_after_bind_the_tenant(driver: Driver, store: OracleStore) -> None:
     row = (7, NOW, 2, None, '{"d": 1}', "etl", None, None, None, 15)
     driver.rows[Q.SELECT_LOG] = [[row]]
@@ -1076,16 +1099,25 @@ def test_vpd_tenant_is_set_and_cleared_around_each_read(driver: Driver, store: O
 
 def test_vpd_housekeeping_uses_the_service_scope(driver: Driver, store: OracleStore) -> None:
     driver.rows[Q.VPD_INSTALLED] = [[(1,)]]
-    driver.rowcounts[Q.MARK_STALLED] = [4]
-    assert store.mark_stalled(NOW, NOW) == 4
+    driver.rows[Q.FIND_QUEUE] = [[("SENTINEL", "SENTINEL_QUEUE_TAB")]]
+    sweep = Q.MARK_STALLED.format(view='"SENTINEL"."AQ$SENTINEL_QUEUE_TAB"')
+    driver.rowcounts[sweep] = [4]
+    assert store.mark_stalled(NOW, NOW + 5) == 4
     assert driver.sequence() == [
         "execute:SELECT COUNT(*) FROM",
         "callproc:sentinel_ctx_pkg.set_service_scope",
-        "execute:UPDATE sentinel_processes SET",
+        "execute:SELECT owner, queue_table",
+        "execute:UPDATE sentinel_processes p",
         "commit",
         "callproc:sentinel_ctx_pkg.clear_context",
     ]
-    assert driver.calls("execute", Q.MARK_STALLED)[0].params == {"idle_before": NOW}
+    # The sweep leaves alone every process whose event may still wait in the queue (SPEC section 3).
+    assert driver.calls("execute", sweep)[0].params == {
+        "now": NOW + 5,
+        "idle_before": NOW,
+        "idle_before_ts": from_us(NOW).replace(tzinfo=None),
+        "queue": "SENTINEL_QUEUE",
+    }
 
 
 def test_vpd_context_is_cleared_after_a_failed_query(driver: Driver, store: OracleStore) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from helpers import at, decode_json, encode, event, run_worker_until_idle, ts, us
+from helpers import enqueue as enqueue_all
 
 from sentinel._core import LEVELS
 from sentinel.config import Settings
@@ -320,12 +321,15 @@ def test_estimated_completion(store: Any, ingest: Any) -> None:
             event(event_type="STARTED", offset=0, process_id="ended"),
             event(event_type="PROGRESS", offset=10, percent=50, process_id="ended"),
             event(event_type="COMPLETED", offset=20, process_id="ended"),
+            # progress reported before the (newest) start: no elapsed time, so no estimate
+            event(event_type="PROGRESS", offset=-10, percent=50, process_id="restarted"),
+            event(event_type="STARTED", offset=0, process_id="restarted"),
         ]
     )
     quarter = status_of(store, "quarter")
     # started_at + elapsed x 100 / progress = 0 + 10 s x 100 / 25
     assert quarter.estimated_completion == at(40)
-    for pid in ("zero", "full", "fresh", "unstarted", "ended"):
+    for pid in ("zero", "full", "fresh", "unstarted", "ended", "restarted"):
         assert status_of(store, pid).estimated_completion is None, pid
 
 
@@ -362,6 +366,49 @@ def test_duration_ms(store: Any, ingest: Any) -> None:
     assert status_of(store, "running").duration_ms is None
     assert status_of(store, "running").ended_at is None
     assert status_of(store, "no-start").duration_ms is None
+
+
+@pytest.mark.parametrize(
+    ("events", "started", "ended"),
+    [
+        # The end stamped before the start (two producer clocks): the process starts at its end.
+        ([("STARTED", 0), ("COMPLETED", -60)], -60, -60),
+        # A late STARTED after the end does not move the start past it.
+        ([("STARTED", 0), ("COMPLETED", 300), ("STARTED", 420)], 300, 300),
+        # A later terminal event moves the end, and the newest start is still known.
+        ([("STARTED", 0), ("COMPLETED", 300), ("STARTED", 420), ("CANCELLED", 480)], 420, 480),
+        ([("STARTED", 0), ("ERROR", 30)], 0, 30),
+    ],
+)
+def test_started_never_after_ended_in_any_order_or_batch_split(
+    store: Any, settings: Settings, events: list[tuple[str, float]], started: float, ended: float
+) -> None:
+    """SPEC section 3: started_at <= ended_at always and duration_ms >= 0, whatever the arrival order and
+    however the events are split into batches; every order gives the same document."""
+    rng = random.Random(7)
+    seen = set()
+    for trial in range(12):
+        process_id = f"order-{trial}"
+        order = [
+            terminal(kind, t, process_id=process_id)
+            if kind in TERMINAL_OF
+            else event(event_type=kind, offset=t, process_id=process_id)
+            for kind, t in events
+        ]
+        rng.shuffle(order)
+        cut = rng.randrange(len(order) + 1)
+        for part in (order[:cut], order[cut:]):
+            if part:
+                enqueue_all(store, part)
+                run_worker_until_idle(store, settings)
+        doc = status_of(store, process_id)
+        assert doc.started_at is not None
+        assert doc.ended_at is not None
+        assert doc.started_at <= doc.ended_at
+        assert doc.duration_ms is not None
+        assert doc.duration_ms >= 0
+        seen.add((doc.started_at, doc.ended_at, doc.duration_ms, doc.status))
+    assert seen == {(at(started), at(ended), round((ended - started) * 1000), doc.status)}
 
 
 def test_error_and_cancel_details(store: Any, ingest: Any) -> None:
@@ -681,6 +728,70 @@ def test_list_processes_keyset_pagination(store: Any, ingest: Any) -> None:
     assert pages == 9  # 8 full pages of 37 and one of 4
 
 
+def test_a_walk_misses_no_process_whose_activity_moves_it(store: Any, ingest: Any) -> None:
+    """Six processes A..F; a walk reads F, E; then B gets a heartbeat (moving it to the top). The part of
+    the walk over unchanged processes returns D, C, A; the changed ones (B) follow, by process_id."""
+    ingest([event(process_id=name, offset=index) for index, name in enumerate("ABCDEF")])
+    ingest([event(process_id="other", offset=99, tenant_id="globex")])
+    snapshot = store.process_snapshot("acme")
+    assert snapshot > 0
+    assert store.process_snapshot("nobody") == 0
+    first = store.list_processes("acme", ProcessQuery(snapshot=snapshot, limit=2))
+    assert _ids(first) == ["F", "E"]
+    ingest([event(event_type="HEARTBEAT", process_id="B", offset=50)])
+    ingest([event(event_type="HEARTBEAT", process_id="other", offset=100, tenant_id="globex")])
+    assert store.process_snapshot("acme") > snapshot
+    after = (to_us(first[-1].last_seen_at), first[-1].process_id)
+    rest = store.list_processes("acme", ProcessQuery(snapshot=snapshot, after=after, limit=10))
+    assert _ids(rest) == ["D", "C", "A"]
+    changed = store.list_processes("acme", ProcessQuery(snapshot=snapshot, changed_after="", limit=10))
+    assert _ids(changed) == ["B"]
+    assert store.list_processes("acme", ProcessQuery(snapshot=snapshot, changed_after="B", limit=10)) == []
+    # A stall is a change too: the stalled process leaves part 1 for part 2.
+    time.sleep(0.002)
+    assert store.mark_stalled(now_us(), now_us() + 1) == 7  # A..F and globex's
+    assert store.list_processes("acme", ProcessQuery(snapshot=snapshot, limit=10)) == []
+    changed = store.list_processes("acme", ProcessQuery(snapshot=snapshot, changed_after="", limit=10))
+    assert _ids(changed) == list("ABCDEF")
+
+
+def test_random_walks_with_changes_in_between_miss_nothing(store: Any, ingest: Any) -> None:
+    """Between the pages of a walk, random processes get newer (or older) events and new processes
+    appear; every process that existed when the walk began is returned, none more than twice."""
+    rnd = random.Random(11)
+    pids = [f"w{index:03d}" for index in range(60)]
+    ingest([event(process_id=pid, offset=-(index // 4)) for index, pid in enumerate(pids)])
+    for trial in range(4):
+        snapshot = store.process_snapshot("acme")
+        existing = {d.process_id for d in store.list_processes("acme", ProcessQuery(limit=1000))}
+        returned: list[str] = []
+        after: tuple[int, str] | None = None
+        changed_after: str | None = None
+        for _ in range(200):
+            limit = rnd.randint(1, 9)
+            if changed_after is None:
+                page = store.list_processes("acme", ProcessQuery(snapshot=snapshot, after=after, limit=limit))
+                if len(page) < limit:
+                    changed_after = ""
+                if page:
+                    after = (to_us(page[-1].last_seen_at), page[-1].process_id)
+            else:
+                page = store.list_processes(
+                    "acme", ProcessQuery(snapshot=snapshot, changed_after=changed_after, limit=limit)
+                )
+                if not page:
+                    break
+                changed_after = page[-1].process_id
+            returned += _ids(page)
+            moved = rnd.sample(pids, 3)
+            ingest(
+                [event(process_id=pid, event_type="HEARTBEAT", offset=rnd.randint(-30, 300)) for pid in moved]
+                + [event(process_id=f"new-{trial}-{len(returned)}", offset=rnd.randint(-30, 300))]
+            )
+        assert existing <= set(returned), existing - set(returned)
+        assert max(returned.count(pid) for pid in existing) <= 2
+
+
 # -- logs ----------------------------------------------------------------------------------------------
 
 
@@ -851,6 +962,32 @@ def test_mark_stalled(store: Any, ingest: Any) -> None:
     ingest([event(event_type="COMPLETED", offset=-10, process_id="busy")])
     assert status_of(store, "busy").status == "COMPLETED"
     assert store.mark_stalled(now_us() + 10_000_000, now_us()) == 0
+
+
+def test_a_process_whose_event_waits_in_the_queue_is_not_marked_stalled(store: Any, ingest: Any) -> None:
+    """SPEC section 3: "no event" counts from when the newest event entered the queue; an event still
+    waiting (a restart, a backlog) never lets its process be marked STALLED."""
+    ingest([event(event_type="STARTED", process_id="waiting"), event(event_type="STARTED", process_id="idle")])
+    time.sleep(0.002)
+    cutoff = now_us()
+    time.sleep(0.002)
+    enqueue_all(store, [event(event_type="HEARTBEAT", offset=5, process_id="waiting")])
+    store.enqueue([b"not json", b'{"process_id": 5}'], [5, 5])  # unreadable messages hide nobody
+    assert store.mark_stalled(cutoff, now_us()) == 1
+    assert status_of(store, "waiting").status == "RUNNING"
+    assert status_of(store, "idle").status == "STALLED"
+    ingest([])
+    assert status_of(store, "waiting").event_count == 2
+
+    # While the queue holds a message older than the cutoff, ingest lags more than the timeout: no
+    # process is judged until it has caught up.
+    enqueue_all(store, [event(event_type="HEARTBEAT", offset=6, process_id="elsewhere")])
+    time.sleep(0.002)
+    assert store.mark_stalled(now_us(), now_us()) == 0
+    assert status_of(store, "waiting").status == "RUNNING"
+    ingest([])
+    time.sleep(0.002)
+    assert store.mark_stalled(now_us(), now_us()) == 2  # caught up: waiting and elsewhere are idle now
 
 
 def test_purge(store: Any, ingest: Any) -> None:

@@ -30,4 +30,4 @@ cdef class Event:
 
 
 cdef Event validate_wire(object wire, str tenant)
-cdef bint parse_rfc3339(str value, int64_t* out) noexcept
+cdef int parse_rfc3339(str value, int64_t* out) noexcept

@@ -1,9 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Compiled message decoding: raw queue payloads -> validated events + rejects.
 
-JSON is parsed by msgspec (shared with the twin, so both read the same bytes the same way); the
-per-event rules of SPEC section 2 run here as typed C: identifier scans, the RFC 3339 parser, hex and
-range checks. ``_decoder_py`` is the behavioural reference; a property test holds the two equal.
+JSON is parsed by msgspec (shared with the twin, so both read the same bytes the same way), after one
+C pass (``_scan``) over the payload that rules out, or hands to the shared exact checks, the rules of
+our own: UTF-8, the nesting limit and numbers that overflow a double. The per-event rules of SPEC
+section 2 run here as typed C: identifier scans, the RFC 3339 parser, hex and range checks.
+``_decoder_py`` is the behavioural reference; property tests hold the two equal.
 """
 
 cimport cython
@@ -33,8 +35,7 @@ cdef object _encoder = msgspec.json.Encoder()
 cdef object _EventWire = EventWire
 cdef object _DecodeError = msgspec.DecodeError
 cdef object _ValidationError = msgspec.ValidationError
-cdef tuple _JSON_ERRORS = S.JSON_ERRORS
-cdef tuple _BODY_ERRORS = S.BODY_ERRORS
+cdef tuple _PARSE_ERRORS = S.PARSE_ERRORS
 cdef dict _TYPE_CODES = S.EVENT_TYPE_CODES
 cdef dict _LEVEL_CODES = S.LEVEL_CODES
 cdef tuple _PRIORITIES = S.PRIORITIES
@@ -156,6 +157,125 @@ cdef int MIN_YEAR = S.MIN_YEAR
 cdef int64_t MAX_US = S.MAX_US
 cdef object MAX_DURATION_US = S.MAX_DURATION_US
 cdef int[12] DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+cdef int64_t[7] POW10 = [1, 10, 100, 1000, 10000, 100000, 1000000]
+cdef Py_ssize_t MAX_DEPTH = S.MAX_DEPTH
+cdef Py_ssize_t SUSPECT_DIGITS = S.SUSPECT_DIGITS
+cdef Py_ssize_t SUSPECT_EXPONENT_DIGITS = S.SUSPECT_EXPONENT_DIGITS
+cdef int TS_SHAPE = S.TS_SHAPE
+cdef int TS_NO_OFFSET = S.TS_NO_OFFSET
+cdef int TS_YEAR = S.TS_YEAR
+cdef int TS_MONTH = S.TS_MONTH
+cdef int TS_DAY = S.TS_DAY
+cdef int TS_HOUR = S.TS_HOUR
+cdef int TS_MINUTE = S.TS_MINUTE
+cdef int TS_SECOND = S.TS_SECOND
+cdef int TS_LEAP = S.TS_LEAP
+cdef int TS_OFFSET = S.TS_OFFSET
+cdef int TS_RANGE = S.TS_RANGE
+
+# What one pass over a payload (``_scan``) finds: bytes past ASCII (the exact UTF-8 check runs), a
+# nesting deeper than allowed, and a number that could overflow a double (the exact check runs).
+cdef enum:
+    SCAN_NON_ASCII = 1
+    SCAN_DEEP = 2
+    SCAN_SUSPECT_NUMBER = 4
+
+
+cdef int _scan(const unsigned char* p, Py_ssize_t n, Py_ssize_t levels) noexcept nogil:
+    """One pass: the depth as ``_shared.depth_fault`` counts it (brackets outside strings), whether
+    any byte is past ASCII, and whether a digit run or an exponent is long enough to overflow."""
+    cdef Py_ssize_t i = 0, depth = 0, run = 0
+    cdef int flags = 0
+    cdef bint in_string = False, after_e = False, exponent = False
+    cdef unsigned char c
+    while i < n:
+        c = p[i]
+        if c >= 0x80:
+            flags |= SCAN_NON_ASCII
+        if 48 <= c <= 57:
+            if run == 0:
+                exponent = after_e
+            run += 1
+            if run >= SUSPECT_DIGITS or (exponent and run >= SUSPECT_EXPONENT_DIGITS):
+                flags |= SCAN_SUSPECT_NUMBER
+            after_e = False
+        else:
+            run = 0
+            if c == 101 or c == 69:  # e E
+                after_e = True
+            elif not ((c == 43 or c == 45) and after_e):  # a sign right after e/E keeps it
+                after_e = False
+        if in_string:
+            if c == 92:  # backslash: the next byte is escaped
+                if i + 1 < n and p[i + 1] >= 0x80:
+                    flags |= SCAN_NON_ASCII
+                run = 0
+                after_e = False
+                i += 2
+                continue
+            if c == 34:
+                in_string = False
+        elif c == 34:
+            in_string = True
+        elif c == 91 or c == 123:  # [ {
+            depth += 1
+            if depth > levels:
+                flags |= SCAN_DEEP
+        elif (c == 93 or c == 125) and depth > 0:
+            depth -= 1
+        i += 1
+    return flags
+
+
+cdef bint _valid_utf8(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """Strict UTF-8 (RFC 3629) as Python's decoder takes it: no overlong forms, no surrogates, nothing
+    past U+10FFFF. Only the verdict: ``_shared.utf8_fault`` words a fault."""
+    cdef Py_ssize_t i = 0, need, k
+    cdef unsigned char c, low, high
+    while i < n:
+        c = p[i]
+        if c < 0x80:
+            i += 1
+            continue
+        low = 0x80
+        high = 0xBF
+        if 0xC2 <= c <= 0xDF:
+            need = 1
+        elif 0xE0 <= c <= 0xEF:
+            need = 2
+            if c == 0xE0:
+                low = 0xA0
+            elif c == 0xED:
+                high = 0x9F
+        elif 0xF0 <= c <= 0xF4:
+            need = 3
+            if c == 0xF0:
+                low = 0x90
+            elif c == 0xF4:
+                high = 0x8F
+        else:
+            return False
+        if i + need >= n:  # the sequence runs past the end
+            return False
+        if p[i + 1] < low or p[i + 1] > high:
+            return False
+        for k in range(2, need + 1):
+            if p[i + k] < 0x80 or p[i + k] > 0xBF:
+                return False
+        i += need + 1
+    return True
+
+
+cdef int _quick_checks(bytes data, Py_ssize_t levels) except -1:
+    """Raise the UTF-8 or depth fault of ``data``; returns the scan's flags."""
+    cdef int flags = _scan(<const unsigned char*>data, len(data), levels)
+    if flags & SCAN_NON_ASCII and _valid_utf8(<const unsigned char*>data, len(data)):
+        flags &= ~SCAN_NON_ASCII
+    if flags & (SCAN_NON_ASCII | SCAN_DEEP):
+        fault = S.checked_json(data, flags & SCAN_NON_ASCII, flags & SCAN_DEEP, levels)
+        if fault is not None:
+            raise fault
+    return flags
 
 
 # Events hold only strings, numbers and None, so they can never be part of a reference cycle: not
@@ -202,16 +322,17 @@ cdef inline int _digits(const unsigned char* text, Py_ssize_t at, Py_ssize_t cou
     return value
 
 
-cdef bint parse_rfc3339(str value, int64_t* out) noexcept:
+cdef int parse_rfc3339(str value, int64_t* out) noexcept:
+    """0 and the microseconds in ``out``, or the ``TS_*`` code saying why not (see ``_decoder_py``)."""
     # RFC 3339 is ASCII; anything else fails the grammar, so the bytes can be read directly.
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value), pos = 19, frac_start
     cdef const unsigned char* text
-    cdef int year, month, day, hour, minute, second, off_hour, off_minute, frac_digits
-    cdef int64_t micros = 0, offset = 0, y, era, yoe, doy, doe, days, us
+    cdef int year, month, day, hour, minute, second, off_hour, off_minute, offset = 0
+    cdef int64_t micros = 0, y, era, yoe, doy, doe, days, us
     cdef unsigned char c
-    cdef bint leap
-    if n < 20 or not PyUnicode_IS_ASCII(value):
-        return False
+    cdef bint leap, has_offset = False
+    if n < 19 or not PyUnicode_IS_ASCII(value):
+        return TS_SHAPE
     text = <const unsigned char*>PyUnicode_DATA(value)
     year = _digits(text, 0, 4)
     month = _digits(text, 5, 2)
@@ -221,46 +342,62 @@ cdef bint parse_rfc3339(str value, int64_t* out) noexcept:
     second = _digits(text, 17, 2)
     if (year < 0 or month < 0 or day < 0 or hour < 0 or minute < 0 or second < 0
             or text[4] != 45 or text[7] != 45 or text[13] != 58 or text[16] != 58):  # '-' and ':'
-        return False
+        return TS_SHAPE
     c = text[10]
     if c != 84 and c != 116 and c != 32:  # 'T', 't', ' '
-        return False
-    if text[pos] == 46:  # '.'
+        return TS_SHAPE
+    if pos < n and text[pos] == 46:  # '.': any number of digits, the first six kept
         pos += 1
         frac_start = pos
         while pos < n and 48 <= text[pos] <= 57:
             if pos - frac_start < 6:
                 micros = micros * 10 + <int>(text[pos] - 48)
             pos += 1
-        frac_digits = <int>(pos - frac_start)
-        if frac_digits == 0 or frac_digits > 9:
-            return False
-        while frac_digits < 6:
-            micros *= 10
-            frac_digits += 1
-    if pos >= n:
-        return False
+        if pos == frac_start:
+            return TS_SHAPE
+        if pos - frac_start < 6:
+            micros *= POW10[6 - (pos - frac_start)]
+    if pos == n:
+        return TS_NO_OFFSET
     c = text[pos]
     if c == 90 or c == 122:  # 'Z', 'z'
         if pos + 1 != n:
-            return False
+            return TS_SHAPE
     elif c == 43 or c == 45:  # '+', '-'
         if pos + 6 != n or text[pos + 3] != 58:
-            return False
+            return TS_SHAPE
         off_hour = _digits(text, pos + 1, 2)
         off_minute = _digits(text, pos + 4, 2)
-        if off_hour < 0 or off_minute < 0 or off_hour > 23 or off_minute > 59:
-            return False
-        offset = off_hour * 3600 + off_minute * 60
-        if c == 45:
-            offset = -offset
+        if off_hour < 0 or off_minute < 0:
+            return TS_SHAPE
+        has_offset = True
     else:
-        return False
-    if year < MIN_YEAR or month < 1 or month > 12 or hour > 23 or minute > 59 or second > 60:
-        return False
+        return TS_SHAPE
+    if year < MIN_YEAR:
+        return TS_YEAR
+    if month < 1 or month > 12:
+        return TS_MONTH
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
     if day < 1 or day > DAYS_IN_MONTH[month - 1] + (1 if month == 2 and leap else 0):
-        return False
+        return TS_DAY
+    if hour > 23:
+        return TS_HOUR
+    if minute > 59:
+        return TS_MINUTE
+    if second > 60:
+        return TS_SECOND
+    if has_offset:
+        if off_hour > 23 or off_minute > 59:
+            return TS_OFFSET
+        offset = off_hour * 60 + off_minute
+        if c == 45:
+            offset = -offset
+    if second == 60:
+        # A leap second exists only at 23:59:60 UTC; it counts as the last microsecond before midnight.
+        if ((hour * 60 + minute - offset) % 1440 + 1440) % 1440 != 1439:
+            return TS_LEAP
+        second = 59
+        micros = 999999
     # Days from the civil calendar (H. Hinnant); the year floor keeps every term positive.
     y = year - 1 if month <= 2 else year
     era = y // 400
@@ -268,18 +405,22 @@ cdef bint parse_rfc3339(str value, int64_t* out) noexcept:
     doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     days = era * 146097 + doe - 719468
-    us = ((days * 86400 + hour * 3600 + minute * 60 + second) - offset) * 1000000 + micros
+    us = ((days * 86400 + hour * 3600 + minute * 60 + second) - <int64_t>offset * 60) * 1000000 + micros
     if us > MAX_US:
-        return False
+        return TS_RANGE
     out[0] = us
-    return True
+    return 0
 
 
-def parse_timestamp(value):
+def parse_timestamp(value, str field="timestamp"):
     """RFC 3339 date-time with a mandatory offset -> microseconds since the epoch, UTC."""
     cdef int64_t us
-    if type(value) is not str or not parse_rfc3339(<str>value, &us):
-        raise S.bad_timestamp(value)
+    cdef int code
+    if type(value) is not str:
+        raise S.bad_timestamp(value, TS_SHAPE, field)
+    code = parse_rfc3339(<str>value, &us)
+    if code:
+        raise S.bad_timestamp(value, code, field)
     return us
 
 
@@ -361,7 +502,7 @@ cdef object _hex(object value, str field, Py_ssize_t digits):
 cdef Event validate_wire(object wire, str tenant):
     cdef Event event = Event.__new__(Event)
     cdef object kind_name, value, code
-    cdef int kind
+    cdef int kind, ts_code
     if type(wire) is not _EventWire:
         raise TypeError("expected an EventWire")
     event.event_id = _ident(_field(wire, F_EVENT_ID), "event_id", MAX_EVENT_ID)
@@ -384,8 +525,11 @@ cdef Event validate_wire(object wire, str tenant):
     value = _field(wire, F_TIMESTAMP)
     if value is None:
         raise S.missing("timestamp")
-    if type(value) is not str or not parse_rfc3339(<str>value, &event.ts):
+    if type(value) is not str:
         raise S.bad_timestamp(value)
+    ts_code = parse_rfc3339(<str>value, &event.ts)
+    if ts_code:
+        raise S.bad_timestamp(value, ts_code)
 
     if kind == STARTED:
         event.process_name = _text(_field(wire, F_PROCESS_NAME), "process_name", MAX_NAME)
@@ -441,11 +585,21 @@ def validate(wire, tenant=None):
     return validate_wire(wire, tenant)
 
 
-def decode_one(payload, tenant=None):
+cdef Event _decode(bytes payload, str tenant):
+    cdef int flags = _quick_checks(payload, MAX_DEPTH)
     try:
-        return validate_wire(_decoder.decode(payload), tenant)
-    except _JSON_ERRORS as exc:
-        raise S.json_error(exc) from None
+        wire = _decoder.decode(payload)
+    except _PARSE_ERRORS as exc:
+        raise S.parse_error(exc, payload) from None
+    if flags & SCAN_SUSPECT_NUMBER:
+        fault = S.number_fault(payload)
+        if fault is not None:
+            raise fault
+    return validate_wire(wire, tenant)
+
+
+def decode_one(payload, tenant=None):
+    return _decode(bytes(payload), tenant)
 
 
 def decode_batch(payloads):
@@ -454,56 +608,63 @@ def decode_batch(payloads):
     cdef list events = []
     cdef list rejects = []
     cdef Py_ssize_t index = 0
-    cdef object decode = _decoder.decode
     for payload in payloads:
         try:
-            events.append(validate_wire(decode(payload), None))
+            events.append(_decode(payload if type(payload) is bytes else bytes(payload), None))
         except EventRejected as exc:
             rejects.append((index, payload, exc.code, exc.reason))
-        except _JSON_ERRORS as exc:
-            rejected = S.json_error(exc)
-            rejects.append((index, payload, rejected.code, rejected.reason))
         index += 1
     return events, rejects
 
 
 def prepare_http(bytes body, str tenant, Py_ssize_t max_events):
     """Validate a ``POST /events`` body for ``tenant``; see ``_decoder_py.prepare_http``."""
-    cdef bint typed = True
+    cdef bint typed = False, suspect
     cdef list items, payloads = [], priorities = [], errors = []
     cdef Py_ssize_t index = 0
+    cdef int flags
     cdef Event event
-    cdef bytes start = body.lstrip()[:1]
-    if start == b"{":
-        # Exactly one object: parsed as one value, so "{...},{...}" is refused, not read as a list.
-        typed = False
-        try:
-            items = [_raw_decoder.decode(body)]
-        except _BODY_ERRORS as exc:
-            raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
-    elif start == b"[":
-        try:
-            items = _list_decoder.decode(body)
-        except _ValidationError:
-            typed = False
-            try:
-                items = _raw_list_decoder.decode(body)
-            except _BODY_ERRORS as exc:
-                raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
-        except _BODY_ERRORS as exc:
-            raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
-    else:
+    cdef bytes start = body.lstrip()[:1], raw
+    if start != b"{" and start != b"[":
         raise S.BodyRejected("body must be a JSON object or an array of objects")
+    try:
+        # An array's events sit one level deeper than the body: the limit is the event's.
+        flags = _quick_checks(body, MAX_DEPTH + (1 if start == b"[" else 0))
+    except EventRejected as fault:
+        raise S.body_rejected(fault) from None
+    suspect = (flags & SCAN_SUSPECT_NUMBER) != 0
+    try:
+        if start == b"{":
+            # Exactly one object: parsed as one value, so "{...},{...}" is refused, not read as a list.
+            items = [_raw_decoder.decode(body)]
+        elif suspect:
+            items = _raw_list_decoder.decode(body)
+        else:
+            try:
+                items = _list_decoder.decode(body)
+                typed = True
+            except _ValidationError:
+                items = _raw_list_decoder.decode(body)
+    except _DecodeError:
+        raise S.BodyRejected(f"body is not valid JSON: {S.explain_json(body)}") from None
     if len(items) > max_events:
         raise OverflowError(len(items))
     encode = _encoder.encode
     for item in items:
         try:
-            wire = item if typed else _decoder.decode(item)
+            if typed:
+                wire = item
+            else:
+                raw = bytes(item)
+                try:
+                    wire = _decoder.decode(raw)
+                except _PARSE_ERRORS as exc:
+                    raise S.parse_error(exc, raw) from None
+                if suspect:
+                    fault = S.number_fault(raw)
+                    if fault is not None:
+                        raise fault
             event = validate_wire(wire, tenant)
-        except _JSON_ERRORS as exc:
-            rejected = S.json_error(exc)
-            errors.append((index, rejected.code, rejected.reason))
         except EventRejected as exc:
             errors.append((index, exc.code, exc.reason))
         else:

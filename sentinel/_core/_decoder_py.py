@@ -19,9 +19,11 @@ _encoder = msgspec.json.Encoder()
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _HEX = re.compile("[0-9a-fA-F]*")
+# RFC 3339 section 5.6 date-time: any number of fraction digits, "T"/"t" (or, as its note allows, one
+# space), "Z"/"z" or a numeric offset. The offset group is optional here only to say it is missing.
 _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
-    r"(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+    r"(?:\.([0-9]+))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))?"
 )
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -105,30 +107,52 @@ class Event:
         return tuple(getattr(self, name) for name in Event.__slots__)
 
 
-def parse_timestamp(value: object) -> int:
-    """RFC 3339 date-time with a mandatory offset -> microseconds since the epoch, UTC."""
+def parse_timestamp(value: object, field: str = "timestamp") -> int:
+    """RFC 3339 date-time with a mandatory offset -> microseconds since the epoch, UTC. Fraction
+    digits past the sixth are dropped; a leap second (23:59:60 UTC) counts as 23:59:59.999999."""
     if not isinstance(value, str):
-        raise S.bad_timestamp(value)
+        raise S.bad_timestamp(value, S.TS_SHAPE, field)
+    us, code = _rfc3339(value)
+    if code:
+        raise S.bad_timestamp(value, code, field)
+    return us
+
+
+def _rfc3339(value: str) -> tuple[int, int]:
+    """``(microseconds, 0)``, or ``(0, TS_* code)`` saying why not."""
     match = _RFC3339.fullmatch(value)
     if match is None:
-        raise S.bad_timestamp(value)
+        return 0, S.TS_SHAPE
+    if match[8] is None and match[9] is None:
+        return 0, S.TS_NO_OFFSET
     year, month, day = int(match[1]), int(match[2]), int(match[3])
     hour, minute, second = int(match[4]), int(match[5]), int(match[6])
-    if year < S.MIN_YEAR or not 1 <= month <= 12 or hour > 23 or minute > 59 or second > 60:
-        raise S.bad_timestamp(value)
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    if not 1 <= day <= _DAYS_IN_MONTH[month - 1] + (1 if month == 2 and leap else 0):
-        raise S.bad_timestamp(value)
+    if year < S.MIN_YEAR:
+        return 0, S.TS_YEAR
+    if not 1 <= month <= 12:
+        return 0, S.TS_MONTH
+    leap_year = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if not 1 <= day <= _DAYS_IN_MONTH[month - 1] + (1 if month == 2 and leap_year else 0):
+        return 0, S.TS_DAY
+    if hour > 23:
+        return 0, S.TS_HOUR
+    if minute > 59:
+        return 0, S.TS_MINUTE
+    if second > 60:
+        return 0, S.TS_SECOND
     offset = 0
-    if match[8] is not None:
-        off_hour, off_minute = int(match[9]), int(match[10])
+    if match[9] is not None:
+        off_hour, off_minute = int(match[10]), int(match[11])
         if off_hour > 23 or off_minute > 59:
-            raise S.bad_timestamp(value)
-        offset = off_hour * 3600 + off_minute * 60
-        if match[8] == "-":
+            return 0, S.TS_OFFSET
+        offset = off_hour * 60 + off_minute
+        if match[9] == "-":
             offset = -offset
-    fraction = match[7] or ""
-    micros = int((fraction + "000000")[:6])
+    micros = int((match[7] or "")[:6].ljust(6, "0"))
+    if second == 60:
+        if (hour * 60 + minute - offset) % 1440 != 1439:
+            return 0, S.TS_LEAP
+        second, micros = 59, 999_999
     # Days from the civil calendar (H. Hinnant's algorithm), exact for the proleptic Gregorian calendar.
     y = year - 1 if month <= 2 else year
     era = y // 400
@@ -136,10 +160,10 @@ def parse_timestamp(value: object) -> int:
     doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     days = era * 146097 + doe - 719468
-    us = ((days * 86400 + hour * 3600 + minute * 60 + second) - offset) * 1_000_000 + micros
+    us = ((days * 86400 + hour * 3600 + minute * 60 + second) - offset * 60) * 1_000_000 + micros
     if us > S.MAX_US:
-        raise S.bad_timestamp(value)
-    return us
+        return 0, S.TS_RANGE
+    return us, 0
 
 
 def _ident(value: object, field: str, limit: int) -> str:
@@ -254,11 +278,24 @@ def validate(wire: EventWire, tenant: str | None = None) -> Event:
     return event
 
 
+def _quick_checks(data: bytes, levels: int) -> None:
+    """UTF-8 and depth, run only when cheap bytes methods cannot rule a fault out."""
+    fault = S.checked_json(data, not data.isascii(), data.count(b"[") + data.count(b"{") > levels, levels)
+    if fault is not None:
+        raise fault
+
+
 def decode_one(payload: bytes, tenant: str | None = None) -> Event:
+    if type(payload) is not bytes:
+        payload = bytes(payload)  # a memoryview or bytearray, as the compiled core takes them
+    _quick_checks(payload, S.MAX_DEPTH)
     try:
-        return validate(_decoder.decode(payload), tenant)
-    except S.JSON_ERRORS as exc:
-        raise S.json_error(exc) from None
+        wire = _decoder.decode(payload)
+    except S.PARSE_ERRORS as exc:
+        raise S.parse_error(exc, payload) from None
+    if S.SUSPECT_NUMBER(payload) is not None and (fault := S.number_fault(payload)) is not None:
+        raise fault
+    return validate(wire, tenant)
 
 
 def decode_batch(
@@ -284,29 +321,31 @@ def prepare_http(
     Raises ``BodyRejected`` when the body is not JSON or not an object or array, and
     ``OverflowError`` when it holds more than ``max_events`` items."""
     start = body.lstrip()[:1]
-    items: list[EventWire] | list[msgspec.Raw]
-    if start == b"{":
-        # Exactly one object: parsed as one value, so "{...},{...}" is refused, not read as a list.
-        typed = False
-        try:
-            items = [_raw_decoder.decode(body)]
-        except S.BODY_ERRORS as exc:
-            raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
-    elif start == b"[":
-        try:
-            items = _list_decoder.decode(body)
-            typed = True
-        except msgspec.ValidationError:
-            # Some item is not an object: take the body apart item by item so every bad index is named.
-            typed = False
-            try:
-                items = _raw_list_decoder.decode(body)
-            except S.BODY_ERRORS as exc:
-                raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
-        except S.BODY_ERRORS as exc:
-            raise S.BodyRejected(f"body is not valid JSON: {S.json_detail(exc)}") from None
-    else:
+    if start not in (b"{", b"["):
         raise S.BodyRejected("body must be a JSON object or an array of objects")
+    try:
+        # An array's events sit one level deeper than the body: the limit is the event's.
+        _quick_checks(body, S.MAX_DEPTH + (start == b"["))
+    except EventRejected as refused:
+        raise S.body_rejected(refused) from None
+    suspect = S.SUSPECT_NUMBER(body) is not None
+    items: list[EventWire] | list[msgspec.Raw]
+    typed = False
+    try:
+        if start == b"{":
+            # Exactly one object: parsed as one value, so "{...},{...}" is refused, not read as a list.
+            items = [_raw_decoder.decode(body)]
+        elif suspect:
+            items = _raw_list_decoder.decode(body)
+        else:
+            try:
+                items = _list_decoder.decode(body)
+                typed = True
+            except msgspec.ValidationError:
+                # Some item is not an object: take the body apart item by item so every bad index is named.
+                items = _raw_list_decoder.decode(body)
+    except msgspec.DecodeError:
+        raise S.BodyRejected(f"body is not valid JSON: {S.explain_json(body)}") from None
     if len(items) > max_events:
         raise OverflowError(len(items))
     payloads: list[bytes] = []
@@ -315,12 +354,17 @@ def prepare_http(
     for index, item in enumerate(items):
         try:
             # ``typed`` says which of the two lists ``items`` is, which the type checker cannot follow.
-            wire = cast(EventWire, item) if typed else _decoder.decode(cast(msgspec.Raw, item))
+            if typed:
+                wire = cast(EventWire, item)
+            else:
+                raw = bytes(cast(msgspec.Raw, item))
+                try:
+                    wire = _decoder.decode(raw)
+                except S.PARSE_ERRORS as exc:
+                    raise S.parse_error(exc, raw) from None
+                if suspect and (fault := S.number_fault(raw)) is not None:
+                    raise fault
             event = validate(wire, tenant)
-        except S.JSON_ERRORS as exc:
-            rejected = S.json_error(exc)
-            errors.append((index, rejected.code, rejected.reason))
-            continue
         except EventRejected as exc:
             errors.append((index, exc.code, exc.reason))
             continue

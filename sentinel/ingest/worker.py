@@ -220,10 +220,12 @@ class IngestWorker:
     def _housekeeping(self) -> None:
         now = time.monotonic()
         try:
-            if now >= self._next_housekeeping:
+            # Not while fetched messages wait in the ring: their processes are not stored yet. The
+            # store's sweep also leaves alone every process whose message waits in the queue.
+            if now >= self._next_housekeeping and not self.pending:
                 self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
                 idle_before = now_us() - self.settings.heartbeat_timeout_sec * 1_000_000
-                stalled = self.store.mark_stalled(idle_before, now_us())
+                stalled = self.store.mark_stalled(idle_before, self._stamp())
                 if stalled:
                     metrics.STALLED_MARKED.inc(stalled)
                     log.info("%d process(es) marked STALLED", stalled)

@@ -52,7 +52,18 @@ class DeadLetterRow:
 
 @dataclass(frozen=True, slots=True)
 class ProcessQuery:
-    """Filters of ``GET /processes``; ``after`` is the keyset position ``(last_seen_at, process_id)``."""
+    """Filters of ``GET /processes`` and the position of a paged walk.
+
+    A walk reads in two parts, so a process whose ``last_seen_at`` moves while the walk goes on (which
+    would carry it past the keyset position) is never skipped:
+
+    1. ``snapshot`` set, ``changed_after`` None: the processes not changed since ``snapshot``
+       (``updated_at <= snapshot``: their place in the order cannot have moved), newest
+       ``last_seen_at`` first, after the keyset position ``after = (last_seen_at, process_id)``;
+    2. ``changed_after`` set: the processes changed since ``snapshot`` (``updated_at > snapshot``), by
+       ``process_id``, after ``changed_after`` ("" for the first).
+
+    ``snapshot`` None: no bound (newest first over every process)."""
 
     statuses: tuple[str, ...] = ()
     process_type: str | None = None
@@ -62,6 +73,8 @@ class ProcessQuery:
     search: str | None = None
     after: tuple[int, str] | None = None
     limit: int = 50
+    snapshot: int | None = None
+    changed_after: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +161,11 @@ class Store(Protocol):
     def consumer(self) -> Consumer: ...
 
     def mark_stalled(self, idle_before: int, now: int) -> int:
-        """RUNNING processes with no event received since ``idle_before`` become STALLED."""
+        """RUNNING processes with no event stored since ``idle_before`` become STALLED (their
+        ``updated_at`` becomes ``now``), unless an event for them may still wait in the queue: none is
+        marked while the queue holds a message enqueued before ``idle_before`` (ingest lags more than
+        the timeout), and none that has a message in the queue. So a restart or a backlog never makes
+        a process STALLED whose newer event is waiting (SPEC section 3)."""
         ...
 
     def purge(self, logs_before: int, dedupe_before: int) -> tuple[int, int]:
@@ -173,6 +190,11 @@ class Store(Protocol):
 
     def stack_trace(self, tenant_id: str, process_id: str) -> str | None:
         """The stored stack trace of a failed process (not part of the status document)."""
+        ...
+
+    def process_snapshot(self, tenant_id: str) -> int:
+        """The newest ``updated_at`` of the tenant's processes (0 if none): the bound a paged walk of
+        ``list_processes`` begins with. Every later change gets a larger ``updated_at``."""
         ...
 
     def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]: ...

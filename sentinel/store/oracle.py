@@ -43,7 +43,7 @@ import oracledb
 from sentinel._core import DEDUPE_COLUMNS, LOG_COLUMNS, STATUS_COLUMNS, Batch
 from sentinel._core._shared import BAD_TIMESTAMP, MAX_EVENT_BYTES
 from sentinel.config import Settings, SettingsError, load_settings
-from sentinel.models import DeadLetter, LogEntry, ProcessStatus, to_us
+from sentinel.models import DeadLetter, LogEntry, ProcessStatus, from_us, to_us
 from sentinel.store import oracle_sql as Q
 from sentinel.store.base import (
     CommitOutcome,
@@ -476,8 +476,18 @@ class OracleStore:
         return OracleConsumer(self)
 
     def mark_stalled(self, idle_before: int, now: int) -> int:
+        _, name = split_queue_name(self.queue_name)
         with self.connection() as conn, conn.cursor() as cursor:
-            cursor.execute(Q.MARK_STALLED, {"idle_before": idle_before})
+            cursor.execute(
+                Q.MARK_STALLED.format(view=self._view(cursor)),
+                {
+                    "now": now,
+                    "idle_before": idle_before,
+                    # enq_timestamp is a TIMESTAMP in UTC (every session works in UTC): bound naive.
+                    "idle_before_ts": from_us(idle_before).replace(tzinfo=None),
+                    "queue": name,
+                },
+            )
             count = cursor.rowcount
             conn.commit()
         return int(count)
@@ -542,13 +552,17 @@ class OracleStore:
             raise StoreError(f"oracle: queue {self.queue_name} not found (run sentinel migrate --oracle)")
         return f"{row[0]}.{row[1]}"
 
+    def _view(self, cursor: oracledb.Cursor) -> str:
+        """The AQ$ view of the queue table (from the dictionary, once)."""
+        if self._queue_view is None:
+            queue_owner, queue_table = self._queue_table(cursor).split(".", 1)
+            self._queue_view = f'"{queue_owner}"."AQ${queue_table}"'
+        return self._queue_view
+
     def queue_stats(self) -> QueueStats:
         _, name = split_queue_name(self.queue_name)
         with self.connection(scoped=False) as conn, conn.cursor() as cursor:
-            if self._queue_view is None:
-                queue_owner, queue_table = self._queue_table(cursor).split(".", 1)
-                self._queue_view = f'"{queue_owner}"."AQ${queue_table}"'
-            cursor.execute(Q.QUEUE_STATS.format(view=self._queue_view), {"queue": name})
+            cursor.execute(Q.QUEUE_STATS.format(view=self._view(cursor)), {"queue": name})
             row = cursor.fetchone()
         depth, oldest = row if row else (0, None)
         return QueueStats(depth=int(depth), oldest_enqueued_at=_utc_us(oldest))
@@ -594,14 +608,25 @@ class OracleStore:
 
     def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]:
         where, params = self._process_filters(tenant_id, query, with_status=True)
-        if query.after is not None:
-            where.append("(last_seen_at < :after_seen OR (last_seen_at = :after_seen AND process_id > :after_id))")
-            params["after_seen"], params["after_id"] = query.after
+        if query.changed_after is not None:
+            # Part 2 of a walk (see ProcessQuery): the processes changed since it began. Oracle reads
+            # '' as NULL, so the start of part 2 ("") binds no process_id at all.
+            where.append("updated_at > :snapshot")
+            params["snapshot"] = query.snapshot or 0
+            if query.changed_after:
+                where.append("process_id > :changed_after")
+                params["changed_after"] = query.changed_after
+            order = "process_id"
+        else:
+            if query.snapshot is not None:
+                where.append("updated_at <= :snapshot")
+                params["snapshot"] = query.snapshot
+            if query.after is not None:
+                where.append("(last_seen_at < :after_seen OR (last_seen_at = :after_seen AND process_id > :after_id))")
+                params["after_seen"], params["after_id"] = query.after
+            order = "last_seen_at DESC, process_id"
         params["limit"] = query.limit
-        sql = (
-            f"{Q.SELECT_PROCESS} WHERE {' AND '.join(where)}"
-            " ORDER BY last_seen_at DESC, process_id FETCH FIRST :limit ROWS ONLY"
-        )
+        sql = f"{Q.SELECT_PROCESS} WHERE {' AND '.join(where)} ORDER BY {order} FETCH FIRST :limit ROWS ONLY"
         return [status_from_row(row) for row in self._fetch(tenant_id, sql, params)]
 
     def count_processes(self, tenant_id: str, query: ProcessQuery) -> dict[str, int]:
@@ -612,6 +637,10 @@ class OracleStore:
     def stack_trace(self, tenant_id: str, process_id: str) -> str | None:
         rows = self._fetch(tenant_id, Q.STACK_TRACE, {"tenant_id": tenant_id, "process_id": process_id})
         return rows[0][0] if rows else None
+
+    def process_snapshot(self, tenant_id: str) -> int:
+        rows = self._fetch(tenant_id, Q.PROCESS_SNAPSHOT, {"tenant_id": tenant_id})
+        return int(rows[0][0] or 0) if rows else 0
 
     def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]:
         where = ["tenant_id = :tenant_id", "process_id = :process_id", "log_level >= :min_level"]

@@ -136,6 +136,8 @@ VALUES ({_INSERTED_VALUES})
 SELECT_PROCESS: Final = f"SELECT {', '.join(PROCESS_COLUMNS)} FROM sentinel_processes"
 SELECT_LOG: Final = f"SELECT {', '.join(map(_column, LOG_ENTRY_COLUMNS))} FROM sentinel_logs"
 GET_STATUS: Final = f"{SELECT_PROCESS} WHERE tenant_id = :tenant_id AND process_id = :process_id"
+# The bound a paged walk of GET /processes begins with (see sentinel.store.base.ProcessQuery).
+PROCESS_SNAPSHOT: Final = "SELECT MAX(updated_at) FROM sentinel_processes WHERE tenant_id = :tenant_id"
 LOGS_AFTER: Final = (
     f"{SELECT_LOG} WHERE tenant_id = :tenant_id AND process_id = :process_id AND seq > :after_seq"
     " ORDER BY seq FETCH FIRST :limit ROWS ONLY"
@@ -154,9 +156,24 @@ STACK_TRACE: Final = (
 )
 
 # -- housekeeping ----------------------------------------------------------------------------------
-MARK_STALLED: Final = (
-    "UPDATE sentinel_processes SET status = 'STALLED' WHERE status = 'RUNNING' AND updated_at < :idle_before"
-)
+# The same rule as sentinel.store.sqlite.MARK_STALLED, against the AQ queue table's view ({view},
+# formatted like QUEUE_STATS): no sweep while a READY/WAITING message is older than the cutoff, and no
+# process with a message of its own waiting (its RAW payload read as JSON; JSON_VALUE's defaults,
+# VARCHAR2(4000) and NULL ON ERROR, make an unreadable payload match no process).
+# A message this consumer dequeued but has not committed is still READY to this session's snapshot.
+MARK_STALLED: Final = """
+UPDATE sentinel_processes p SET p.status = 'STALLED', p.updated_at = :now
+WHERE p.status = 'RUNNING' AND p.updated_at < :idle_before
+    AND NOT EXISTS (
+        SELECT 1 FROM {view} q
+        WHERE q.queue = :queue AND q.msg_state IN ('READY', 'WAITING') AND q.enq_timestamp < :idle_before_ts
+    )
+    AND NOT EXISTS (
+        SELECT 1 FROM {view} q
+        WHERE q.queue = :queue AND q.msg_state IN ('READY', 'WAITING')
+            AND JSON_VALUE(TO_BLOB(q.user_data) FORMAT JSON, '$.tenant_id') = p.tenant_id
+            AND JSON_VALUE(TO_BLOB(q.user_data) FORMAT JSON, '$.process_id') = p.process_id
+    )"""
 PROCESS_COUNTS: Final = "SELECT status, COUNT(*) FROM sentinel_processes GROUP BY status"
 OLDEST_LOG: Final = "SELECT MIN(ts) FROM sentinel_logs"
 COUNT_LOGS_BETWEEN: Final = "SELECT COUNT(*) FROM sentinel_logs WHERE ts >= :low AND ts < :high"

@@ -79,6 +79,7 @@ def status_from_row(row: Sequence[Any]) -> ProcessStatus:
         logs,
     ) = row
     running = ended is None and status in ("RUNNING", "STALLED")
+    started = effective_start(started, ended)
     return ProcessStatus(
         process_id=process_id,
         tenant_id=tenant_id,
@@ -102,6 +103,19 @@ def status_from_row(row: Sequence[Any]) -> ProcessStatus:
         event_count=events,
         log_count=logs,
     )
+
+
+def effective_start(started_us: int | None, ended_us: int | None) -> int | None:
+    """``started_at`` as served: the newest STARTED timestamp, but never after ``ended_at``.
+
+    The store keeps both as merged (the newest start, the winning terminal event), each
+    independent of arrival order and batch split; a start stamped after the end (a producer's clock
+    behind, a STARTED arriving after the process ended) counts as starting at the end. So
+    ``started_at <= ended_at`` and ``duration_ms >= 0`` hold for every order, and nothing merged is lost
+    should a later terminal event move the end."""
+    if started_us is not None and ended_us is not None and started_us > ended_us:
+        return ended_us
+    return started_us
 
 
 def log_from_row(row: Sequence[Any]) -> LogEntry:

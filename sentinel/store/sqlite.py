@@ -106,6 +106,23 @@ INSERT_DEAD: Final = "INSERT INTO dead_letters (code, reason, payload, enqueued_
 DELETE_MESSAGES: Final = "DELETE FROM queue WHERE msg_id IN (SELECT value FROM json_each(?))"
 ENQUEUE: Final = "INSERT INTO queue (priority, enqueued_at, payload) VALUES (?, ?, ?)"
 
+# RUNNING -> STALLED for processes idle since :idle_before (their newest event was stored before it,
+# so received before it), unless the queue may still hold a newer event for them: while the queue holds a
+# message older than :idle_before, ingest lags more than the timeout and the sweep waits; otherwise a
+# process with a message waiting in the queue (claimed by the consumer or not) is left alone. The
+# waiting messages are then younger than the timeout, which bounds what the second test reads.
+MARK_STALLED: Final = """
+UPDATE processes SET status = 'STALLED', updated_at = :now
+WHERE status = 'RUNNING' AND updated_at < :idle_before
+    AND NOT EXISTS (SELECT 1 FROM queue WHERE enqueued_at < :idle_before)
+    AND (tenant_id, process_id) NOT IN (
+        SELECT CAST(payload AS TEXT) ->> '$.tenant_id', CAST(payload AS TEXT) ->> '$.process_id' FROM queue
+        WHERE json_valid(CAST(payload AS TEXT))
+            AND CAST(payload AS TEXT) ->> '$.tenant_id' IS NOT NULL
+            AND CAST(payload AS TEXT) ->> '$.process_id' IS NOT NULL
+    )
+"""
+
 _SELECT_PROCESS = f"SELECT {', '.join(PROCESS_COLUMNS)} FROM processes"
 _GET_STATUS = f"{_SELECT_PROCESS} WHERE tenant_id = ? AND process_id = ?"
 _SELECT_LOG = f"SELECT {', '.join(LOG_ENTRY_COLUMNS)} FROM logs"
@@ -318,13 +335,10 @@ class SqliteStore:
         return SqliteConsumer(self)
 
     def mark_stalled(self, idle_before: int, now: int) -> int:
+        # updated_at moves too, so a client polling with updated_since sees the change. One write
+        # transaction: no message can be queued between the queue test and the update.
         with self.transaction() as conn:
-            cursor = conn.execute(
-                # updated_at moves too, so a client polling with updated_since sees the change.
-                "UPDATE processes SET status = 'STALLED', updated_at = ? WHERE status = 'RUNNING' AND updated_at < ?",
-                (now, idle_before),
-            )
-            return cursor.rowcount
+            return conn.execute(MARK_STALLED, {"now": now, "idle_before": idle_before}).rowcount
 
     def purge(self, logs_before: int, dedupe_before: int) -> tuple[int, int]:
         # In chunks, so the single writer is never held up behind one long delete.
@@ -386,11 +400,21 @@ class SqliteStore:
 
     def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]:
         where, params = self._process_filters(tenant_id, query, with_status=True)
-        if query.after is not None:
-            where.append("(last_seen_at < ? OR (last_seen_at = ? AND process_id > ?))")
-            params.extend((query.after[0], query.after[0], query.after[1]))
+        if query.changed_after is not None:
+            # Part 2 of a walk: the processes changed since it began, by their immutable key.
+            where.append("updated_at > ? AND process_id > ?")
+            params.extend((query.snapshot or 0, query.changed_after))
+            order = "process_id"
+        else:
+            if query.snapshot is not None:
+                where.append("updated_at <= ?")
+                params.append(query.snapshot)
+            if query.after is not None:
+                where.append("(last_seen_at < ? OR (last_seen_at = ? AND process_id > ?))")
+                params.extend((query.after[0], query.after[0], query.after[1]))
+            order = "last_seen_at DESC, process_id"
         params.append(query.limit)
-        sql = f"{_SELECT_PROCESS} WHERE {' AND '.join(where)} ORDER BY last_seen_at DESC, process_id LIMIT ?"
+        sql = f"{_SELECT_PROCESS} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
         return [status_from_row(row) for row in self._read(sql, params)]
 
     def count_processes(self, tenant_id: str, query: ProcessQuery) -> dict[str, int]:
@@ -404,6 +428,10 @@ class SqliteStore:
             "SELECT stack_trace FROM processes WHERE tenant_id = ? AND process_id = ?", (tenant_id, process_id)
         )
         return rows[0][0] if rows else None
+
+    def process_snapshot(self, tenant_id: str) -> int:
+        rows = self._read("SELECT MAX(updated_at) FROM processes WHERE tenant_id = ?", (tenant_id,))
+        return int(rows[0][0] or 0)
 
     def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]:
         where = ["tenant_id = ?", "process_id = ?", "level >= ?"]

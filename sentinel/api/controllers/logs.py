@@ -54,6 +54,12 @@ class LogController(Controller):
         "/logs/{process_id:path}",
         responses=problems(400, 401, 403, 404, 429, 503),
         summary="Logs of one process, oldest first; with follow=true or Accept: text/event-stream, a live SSE stream",
+        description=(
+            "Pages are ordered by `(timestamp, seq)`, keys a stored line never changes, so a walk that "
+            "follows `next_cursor` returns every line that existed when it began, each exactly once "
+            "(unless retention deletes it meanwhile); a line stored during the walk with a timestamp "
+            "before the cursor is not in this walk (a live stream, ordered by storage, delivers it)."
+        ),
     )
     async def logs(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
@@ -19,7 +20,7 @@ from sentinel.api.responses import send_empty, send_json
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import ProcessPage
 from sentinel.api.scope import request_target
-from sentinel.models import STATUSES, to_us
+from sentinel.models import STATUSES, ProcessStatus, to_us
 from sentinel.security import Principal
 from sentinel.store.base import ProcessQuery
 
@@ -32,9 +33,10 @@ def parse_time(name: str, value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return int(_core.parse_timestamp(value))
-    except _core.EventRejected:
-        raise ApiProblem(400, f"{name}: expected an RFC 3339 date-time with offset", code="bad_request") from None
+        # The event timestamp's grammar and words, with the parameter's name.
+        return int(_core.parse_timestamp(value, name))
+    except _core.EventRejected as exc:
+        raise ApiProblem(400, exc.reason, code="bad_request") from None
 
 
 def parse_statuses(value: str | None) -> tuple[str, ...]:
@@ -91,6 +93,13 @@ class ProcessController(Controller):
     @get(
         "/processes",
         summary="Processes of the caller's tenant, newest activity first",
+        description=(
+            "Newest `last_seen_at` first, `limit` at a time; follow `next_cursor` for the next page. "
+            "A walk returns every process that existed when it began, even one whose activity moves it "
+            "up the order while the walk goes on: processes that change during the walk are listed "
+            "(again, if already returned) after the others, by `process_id`. So a process may appear "
+            "twice in one walk; none is missed."
+        ),
         responses=problems(400, 401, 403),
     )
     async def processes(
@@ -108,28 +117,42 @@ class ProcessController(Controller):
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> ProcessPage:
         runtime: Runtime = request.app.state.runtime
+        tenant = principal.tenant
         statuses = parse_statuses(status)
         since = parse_time("updated_since", updated_since)
         search = search_term(q)
         scope = ["processes", list(statuses), process_type, package_name, since, search]
-        after = None
-        if cursor is not None:
-            seen_at, process_id = runtime.cursors.decode(cursor, principal.tenant, scope, (int, str))
-            after = (seen_at, process_id)
-        query = ProcessQuery(
+        filters = ProcessQuery(
             statuses=statuses,
             process_type=process_type,
             package_name=package_name,
             updated_since=since,
             search=search,
-            after=after,
-            limit=limit + 1,
         )
-        items = await runtime.read(runtime.store.list_processes, principal.tenant, query)
+        if cursor is None:
+            # The walk's snapshot bound: every later change has a larger updated_at (see ProcessQuery).
+            snapshot = await runtime.read(runtime.store.process_snapshot, tenant)
+            part, seen_at, process_id = 1, 0, ""
+        else:
+            snapshot, part, seen_at, process_id = runtime.cursors.decode(cursor, tenant, scope, (int, int, int, str))
+            if part not in (1, 2):
+                raise ApiProblem(400, "cursor: not a cursor issued by this API", code="bad_cursor")
+        items: list[ProcessStatus] = []
+        if part == 1:
+            after = None if cursor is None else (seen_at, process_id)
+            query = replace(filters, snapshot=snapshot, after=after, limit=limit + 1)
+            items = await runtime.read(runtime.store.list_processes, tenant, query)
+            if len(items) > limit:
+                last = items[limit - 1]
+                assert last.last_seen_at is not None
+                position = [snapshot, 1, to_us(last.last_seen_at), last.process_id]
+                return ProcessPage(items=items[:limit], next_cursor=runtime.cursors.encode(position, tenant, scope))
+            process_id = ""  # part 1 is done: the changed processes fill the rest of the page
+        room = limit - len(items)
+        query = replace(filters, snapshot=snapshot, changed_after=process_id, limit=room + 1)
+        changed = await runtime.read(runtime.store.list_processes, tenant, query)
         next_cursor = None
-        if len(items) > limit:
-            items = items[:limit]
-            last = items[-1]
-            assert last.last_seen_at is not None
-            next_cursor = runtime.cursors.encode([to_us(last.last_seen_at), last.process_id], principal.tenant, scope)
-        return ProcessPage(items=items, next_cursor=next_cursor)
+        if len(changed) > room:
+            position = [snapshot, 2, 0, changed[room - 1].process_id if room else ""]
+            next_cursor = runtime.cursors.encode(position, tenant, scope)
+        return ProcessPage(items=items + changed[:room], next_cursor=next_cursor)
