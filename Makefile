@@ -18,7 +18,7 @@ install: $(VENV)/bin/python ## editable install with test, bench and dev tools; 
 lock: ## re-pin constraints.txt to the newest releases pyproject.toml's ranges allow (fresh venv)
 	rm -rf .venv-lock && python3 -m venv .venv-lock
 	.venv-lock/bin/pip install -q '.[dev]'
-	{ sed -n '1,3p' constraints.txt; .venv-lock/bin/pip freeze --exclude-editable --exclude process-sentinel | sort -f; } > constraints.new
+	{ sed -n '1,3p' constraints.txt; .venv-lock/bin/pip freeze --all --exclude-editable --exclude process-sentinel --exclude pip | sort -f; } > constraints.new
 	mv constraints.new constraints.txt && rm -rf .venv-lock
 
 .PHONY: test-latest
