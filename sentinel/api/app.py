@@ -14,6 +14,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from sentinel import __version__
 from sentinel.api.auth import PrincipalResolver
+from sentinel.api.controllers.alerts import AlertDeliveryController, AlertRuleController
+from sentinel.api.controllers.baselines import BaselineController
 from sentinel.api.controllers.events import EventController
 from sentinel.api.controllers.health import HealthController
 from sentinel.api.controllers.logs import LogController
@@ -66,7 +68,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             tracing.shutdown()
 
     app = Litestar(
-        route_handlers=[HealthController, ProcessController, LogController, EventController],
+        route_handlers=[
+            HealthController,
+            ProcessController,
+            LogController,
+            EventController,
+            BaselineController,
+            AlertRuleController,
+            AlertDeliveryController,
+        ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[RawJsonObjectPlugin()],

@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import msgspec
 
+from sentinel import baselines
 from sentinel._core import Batch
 from sentinel.models import DeadLetter, LogEntry, ProcessStatus
 from sentinel.store.base import (
@@ -107,7 +108,7 @@ DELETE_MESSAGES: Final = "DELETE FROM queue WHERE msg_id IN (SELECT value FROM j
 ENQUEUE: Final = "INSERT INTO queue (priority, enqueued_at, payload) VALUES (?, ?, ?)"
 
 _SELECT_PROCESS = f"SELECT {', '.join(PROCESS_COLUMNS)} FROM processes"
-_GET_STATUS = f"{_SELECT_PROCESS} WHERE tenant_id = ? AND process_id = ?"
+_GET_STATUS = baselines.with_baselines(f"{_SELECT_PROCESS} WHERE tenant_id = ? AND process_id = ?", None, "")
 _SELECT_LOG = f"SELECT {', '.join(LOG_ENTRY_COLUMNS)} FROM logs"
 
 
@@ -167,6 +168,9 @@ def wake_address(path: Path) -> bytes:
 
 class SqliteStore:
     backend = "sqlite"
+    # Run inside every transaction that may change statuses, before it commits (sentinel.alerts.service).
+    status_hook: Callable[[sqlite3.Connection], None] | None = None
+    baseline_policy = baselines.BaselinePolicy()
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -308,6 +312,8 @@ class SqliteStore:
                 "UPDATE processes SET status = 'STALLED', updated_at = ? WHERE status = 'RUNNING' AND updated_at < ?",
                 (now, idle_before),
             )
+            if cursor.rowcount and self.status_hook is not None:
+                self.status_hook(conn)
             return cursor.rowcount
 
     def purge(self, logs_before: int, dedupe_before: int) -> tuple[int, int]:
@@ -344,7 +350,10 @@ class SqliteStore:
             row = self._conn().execute(_GET_STATUS, (tenant_id, process_id)).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite: {exc}") from exc
-        return None if row is None else status_from_row(row)
+        if row is None:
+            return None
+        process, extra = baselines.split_row(row)
+        return baselines.apply(status_from_row(process), extra, self.baseline_policy)
 
     def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]:
         where = ["tenant_id = ?"]
@@ -366,7 +375,11 @@ class SqliteStore:
             params.extend((query.after[0], query.after[0], query.after[1]))
         params.append(query.limit)
         sql = f"{_SELECT_PROCESS} WHERE {' AND '.join(where)} ORDER BY last_seen_at DESC, process_id LIMIT ?"
-        return [status_from_row(row) for row in self._read(sql, params)]
+        sql = baselines.with_baselines(sql, "p.last_seen_at DESC, p.process_id", "")
+        policy = self.baseline_policy
+        return [
+            baselines.apply(status_from_row(p), x, policy) for p, x in map(baselines.split_row, self._read(sql, params))
+        ]
 
     def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]:
         where = ["tenant_id = ?", "process_id = ?", "level >= ?"]
@@ -508,6 +521,8 @@ class SqliteConsumer:
                     conn.executemany(INSERT_LOGS, batch.log_rows)
                 if batch.status_rows:
                     conn.executemany(UPSERT_STATUS, batch.status_rows)
+                    if self._store.status_hook is not None:
+                        self._store.status_hook(conn)
                 if dead_letters:
                     conn.executemany(
                         INSERT_DEAD,
