@@ -7,13 +7,32 @@ down and bring it back (the same port), to play a receiver that is away for a wh
 from __future__ import annotations
 
 import json
+import random
+import socket
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from apiserver import free_port
+
+
+def port_for_later() -> int:
+    """A free port below the kernel's ephemeral range, for a receiver that starts later: connecting to an
+    ephemeral port nobody listens on can connect the client to itself (TCP simultaneous open), which then
+    holds the port the receiver is to take."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        port = random.randint(max(1024, low - 12_000), low - 1)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @dataclass

@@ -116,11 +116,6 @@ class AlertRepo:
             rows = db.all(self.sql.RULE_GET, {"tenant_id": tenant, "id": rule_id})
         return rule_out(rows[0])
 
-    def had_secret(self, tenant: str, rule_id: str) -> bool:
-        with self.db.read() as db:
-            rows = db.all(self.sql.RULE_GET, {"tenant_id": tenant, "id": rule_id})
-        return bool(rows and rows[0][4] is not None)
-
     def delete_rule(self, tenant: str, rule_id: str) -> bool:
         """Deletes the rule, its firing state and quiet periods; its undelivered notifications are dropped
         by the sender (recorded as such)."""

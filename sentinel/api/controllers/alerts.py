@@ -123,13 +123,15 @@ class AlertRuleController(Controller):
     ) -> RuleOut:
         runtime, repo = repo_of(request)
         require_admin(principal, runtime)
-        had_secret = await runtime.read(repo.had_secret, principal.tenant, rule_id)
-        checked(data, runtime, had_secret=had_secret)
+        current = await runtime.read(repo.get_rule, principal.tenant, rule_id)
+        if current is None:
+            raise ApiProblem(404, RULE_NOT_FOUND, code="not_found")
+        checked(data, runtime, had_secret=current.secret_set)
         try:
             found = await asyncio.to_thread(repo.update_rule, principal.tenant, rule_id, data)
         except RuleConflict as exc:
             raise ApiProblem(409, str(exc), code="conflict") from None
-        if found is None:
+        if found is None:  # deleted meanwhile
             raise ApiProblem(404, RULE_NOT_FOUND, code="not_found")
         return found
 
