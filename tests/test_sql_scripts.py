@@ -70,13 +70,14 @@ def statements_of(path: Path) -> list[tuple[Statement, str]]:
     return [(st, lines[st.line - 1]) for st in scan_script(path.read_text(encoding="utf-8"))]
 
 
-def test_there_are_five_scripts_in_order() -> None:
+def test_there_are_six_scripts_in_order() -> None:
     assert [p.name for p in SCRIPTS] == [
         "001_sentinel_types.sql",
         "002_sentinel_tables.sql",
         "003_sentinel_queue.sql",
         "004_sentinel_pkg.sql",
         "005_sentinel_vpd.sql",
+        "006_sentinel_alerts.sql",
     ]
     assert [name for name, _ in iter_scripts(SQL_DIR)] == [p.name for p in SCRIPTS]
 
@@ -148,6 +149,7 @@ EXPECTED_COUNTS = {
     "003_sentinel_queue.sql": (3, 2),
     "004_sentinel_pkg.sql": (5, 2),
     "005_sentinel_vpd.sql": (4, 3),
+    "006_sentinel_alerts.sql": (14, 1),
 }
 
 

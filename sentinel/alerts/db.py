@@ -38,23 +38,13 @@ class SqliteDb:
         return int(self.conn.execute(sql, params or {}).rowcount)
 
 
-def _fetch_clob_as_text(cursor: Any, metadata: Any) -> Any:
-    """python-oracledb's documented output type handler: CLOB columns fetched as str, not LOB objects."""
-    import oracledb
-
-    if metadata.type_code is oracledb.DB_TYPE_CLOB:
-        return cursor.var(oracledb.DB_TYPE_LONG, arraysize=cursor.arraysize)
-    return None
-
-
 class OracleDb:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
 
     def all(self, sql: str, params: Params | None = None) -> list[Sequence[Any]]:
         with self.conn.cursor() as cursor:
-            cursor.outputtypehandler = _fetch_clob_as_text
-            cursor.execute(sql, dict(params or {}))
+            cursor.execute(sql, dict(params or {}), fetch_lobs=False)  # CLOBs (rules, payloads) as str
             rows: list[Sequence[Any]] = cursor.fetchall()
             return rows
 

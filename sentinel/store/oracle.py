@@ -26,7 +26,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -38,7 +38,9 @@ from typing import Any, Final, cast
 import msgspec
 import oracledb
 
+from sentinel import baselines
 from sentinel._core import DEDUPE_COLUMNS, LOG_COLUMNS, STATUS_COLUMNS, Batch
+from sentinel.alerts.oracle_dialect import oracle_names
 from sentinel.config import Settings, load_settings
 from sentinel.models import DeadLetter, LogEntry, ProcessStatus, to_us
 from sentinel.store import oracle_sql as Q
@@ -56,6 +58,8 @@ from sentinel.store.rows import dead_letter_from_row, log_from_row, status_from_
 from sentinel.store.sqlscript import Statement, scan_script, script_files
 
 log = logging.getLogger(__name__)
+
+GET_STATUS_WITH_BASELINES: Final = oracle_names(baselines.with_baselines(Q.GET_STATUS, None, " "))
 
 POOL_PING_INTERVAL_S: Final = 60  # ping a pooled connection idle this long before handing it out
 POOL_IDLE_TIMEOUT_S: Final = 300  # close surplus idle pooled connections after this
@@ -222,6 +226,9 @@ class OracleStore:
 
     backend = "oracle"
 
+    # Run inside every transaction that may change statuses, before it commits (sentinel.alerts.service).
+    status_hook: Callable[[oracledb.Connection], None] | None = None
+
     @classmethod
     def from_settings(cls, settings: Settings) -> OracleStore:
         return cls(settings)
@@ -237,6 +244,7 @@ class OracleStore:
         self._lock = threading.Lock()
         self._vpd: bool | None = None  # whether 005_sentinel_vpd.sql is installed (asked once)
         self._queue_view: str | None = None
+        self.baseline_policy = baselines.BaselinePolicy.from_settings(settings)
 
     # connections ----------------------------------------------------------------------------
     @property
@@ -440,6 +448,8 @@ class OracleStore:
         with self.connection() as conn, conn.cursor() as cursor:
             cursor.execute(Q.MARK_STALLED, {"idle_before": idle_before})
             count = cursor.rowcount
+            if count and self.status_hook is not None:
+                self.status_hook(conn)
             conn.commit()
         return int(count)
 
@@ -523,8 +533,12 @@ class OracleStore:
         return rows
 
     def get_status(self, tenant_id: str, process_id: str) -> ProcessStatus | None:
-        rows = self._fetch(tenant_id, Q.GET_STATUS, {"tenant_id": tenant_id, "process_id": process_id})
-        return status_from_row(rows[0]) if rows else None
+        rows = self._fetch(tenant_id, GET_STATUS_WITH_BASELINES, {"tenant_id": tenant_id, "process_id": process_id})
+        return self._status(rows[0]) if rows else None
+
+    def _status(self, row: Sequence[Any]) -> ProcessStatus:
+        process, extra = baselines.split_row(row)
+        return baselines.apply(status_from_row(process), extra, self.baseline_policy)
 
     def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]:
         where = ["tenant_id = :tenant_id"]
@@ -550,7 +564,8 @@ class OracleStore:
             f"{Q.SELECT_PROCESS} WHERE {' AND '.join(where)}"
             " ORDER BY last_seen_at DESC, process_id FETCH FIRST :limit ROWS ONLY"
         )
-        return [status_from_row(row) for row in self._fetch(tenant_id, sql, params)]
+        sql = oracle_names(baselines.with_baselines(sql, "p.last_seen_at DESC, p.process_id", " "))
+        return [self._status(row) for row in self._fetch(tenant_id, sql, params)]
 
     def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]:
         where = ["tenant_id = :tenant_id", "process_id = :process_id", "log_level >= :min_level"]
@@ -782,6 +797,8 @@ class OracleConsumer:
             )
             if len(batch.status_rows) > status_errors:
                 self._merge()
+                if self._store.status_hook is not None:
+                    self._store.status_hook(conn)
             dead = [
                 (d.code, d.reason[:MAX_REASON], d.payload, d.enqueued_at, d.dead_at) for d in (*dead_letters, *rejected)
             ]
