@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -111,6 +112,11 @@ def _load_documents() -> list[tuple[str, dict[str, Any]]]:
 
 
 DOCUMENTS = _load_documents()
+CRD_SCHEMAS = {
+    "PrometheusRule": jsonschema.Draft202012Validator(
+        json.loads((REPO / "tests" / "schemas" / "prometheusrule-v1.json").read_text(encoding="utf-8"))
+    )
+}
 
 
 def _doc_id(entry: tuple[str, dict[str, Any]]) -> str:
@@ -194,6 +200,7 @@ def test_manifests_present() -> None:
             "Service",
             "PodDisruptionBudget",
             "HorizontalPodAutoscaler",
+            "PrometheusRule",
         ]
     )
 
@@ -201,6 +208,10 @@ def test_manifests_present() -> None:
 @pytest.mark.parametrize("entry", DOCUMENTS, ids=_doc_id)
 def test_document_matches_kubernetes_schema(entry: tuple[str, dict[str, Any]]) -> None:
     filename, document = entry
+    if document.get("kind") in CRD_SCHEMAS:  # custom resources: the CRD's schema (tests/test_prometheus_rules.py)
+        errors = sorted(CRD_SCHEMAS[document["kind"]].iter_errors(document), key=str)
+        assert not errors, f"{_doc_id(entry)}: " + "; ".join(f"{list(e.path)}: {e.message}" for e in errors)
+        return
     try:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
     except kubernetes_validate.ValidationError as err:
