@@ -91,6 +91,16 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 
 # simulate --------------------------------------------------------------------------------------
+def profile_runs_argument(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 10000, got {text!r}")
+    return value
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from sentinel.simulate import ProgressBar, SimulationConfig, estimate_total, priority_of, run
 
@@ -102,6 +112,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         invalid_rate=args.invalid_rate,
         concurrency=args.concurrency,
         seed=args.seed,
+        profile_runs=args.profile_runs,
     )
     if args.stdout:
 
@@ -238,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duplicate-rate", type=float, default=0.01)
     p.add_argument("--invalid-rate", type=float, default=0.0, help="share of broken messages (dead letters)")
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--profile-runs",
+        type=profile_runs_argument,
+        default=0,
+        help="first send N runs of each procedure with a stable duration, then a slow and a failed one (baselines)",
+    )
     p.add_argument("--forever", action="store_true", help="start a new wave when one ends")
     p.add_argument("--stdout", action="store_true", help="print JSON Lines instead of queueing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

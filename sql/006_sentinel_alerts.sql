@@ -1,7 +1,8 @@
 -- Process Sentinel for Oracle 19c+, script 6 of 6: run-time baselines and alerts.
 --
 -- The same model as the embedded schema (sentinel/store/sqlite_migrations/0002_baselines_alerts.sql):
---   * a row trigger on sentinel_processes logs every status change into sentinel_status_changes; the
+--   * a row trigger on sentinel_processes logs every status change (and a start that arrives after the
+--     end) into sentinel_status_changes; the
 --     ingest reads and deletes that log in the same transaction (baselines, alert outbox), so it is
 --     empty between transactions;
 --   * baselines keep the last SENTINEL_BASELINE_WINDOW durations of completed runs per key in
@@ -32,13 +33,23 @@ CREATE TABLE sentinel_status_changes (
     CONSTRAINT sentinel_status_changes_pk PRIMARY KEY (id)
 );
 
+-- A run whose STARTED arrives after its end has its duration known only then: logged as 'LATE_START'.
 CREATE OR REPLACE TRIGGER sentinel_processes_status_trg
-AFTER INSERT OR UPDATE OF status ON sentinel_processes
+AFTER INSERT OR UPDATE OF status, started_at ON sentinel_processes
 FOR EACH ROW
-WHEN ((old.status IS NULL AND new.status <> 'RUNNING') OR old.status <> new.status)
+WHEN (
+    (old.status IS NULL AND new.status <> 'RUNNING')
+    OR old.status <> new.status
+    OR (old.started_at IS NULL AND new.started_at IS NOT NULL AND new.ended_at IS NOT NULL)
+)
 BEGIN
     INSERT INTO sentinel_status_changes (tenant_id, process_id, old_status, new_status)
-    VALUES (:new.tenant_id, :new.process_id, :old.status, :new.status);
+    VALUES (
+        :new.tenant_id,
+        :new.process_id,
+        CASE WHEN :old.status = :new.status THEN 'LATE_START' ELSE :old.status END,
+        :new.status
+    );
 END sentinel_processes_status_trg;
 /
 

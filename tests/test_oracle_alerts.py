@@ -100,7 +100,8 @@ def test_the_schema_script_creates_every_table_the_dialect_uses() -> None:
         "alert_attempts",
     ):
         assert f"create table sentinel_{table} (" in script
-    assert "after insert or update of status on sentinel_processes" in script
+    assert "after insert or update of status, started_at on sentinel_processes" in script
+    assert "late_start" in script  # the marker sentinel.alerts.engine.LATE_START
 
 
 def rule_row(conditions: list[str]) -> tuple[str, str]:

@@ -1,7 +1,8 @@
 """What happens when a status changes, inside the transaction that changed it.
 
 Both stores log every status change into ``status_changes`` by a trigger on ``processes`` (the ingest
-batch's upsert and the stall marking alike). Before that transaction commits, :meth:`StatusHook.run`
+batch's upsert and the stall marking alike), and a start that arrives after the run's end (``LATE_START``:
+the duration is known only then). Before that transaction commits, :meth:`StatusHook.run`
 reads the log and, for each change:
 
 - a run entering COMPLETED is added to its baseline (``sentinel.baselines``); any run that ends is
@@ -36,6 +37,7 @@ from sentinel.models import TERMINAL, from_us
 
 log = logging.getLogger("sentinel.alerts")
 
+LATE_START: Final = "LATE_START"  # status_changes.old_status of a run whose STARTED came after its end
 ALERT_NAMES: Final = {
     "FAILED": "SentinelProcessFailed",
     "CANCELLED": "SentinelProcessCancelled",
@@ -257,7 +259,8 @@ class StatusHook:
 
     def _one(self, db: Db, row: Sequence[Any], rules: list[Rule], now: int) -> None:
         (_, old, new, tenant, pid, ptype, name, package, procedure, started, ended, error_code, error_message) = row
-        ends = new in TERMINAL and old not in TERMINAL
+        late_start = old == LATE_START  # an ended run whose start arrived only now: judged now, alerted already
+        ends = new in TERMINAL and (old not in TERMINAL or late_start)
         duration = (ended - started) // 1000 if ended is not None and started is not None else None
         process = Process(
             process_id=pid,
@@ -280,7 +283,7 @@ class StatusHook:
         matching = [rule for rule in rules if rule.spec.matches(ptype, name, package)]
         what = f"{name or ptype or pid} ({pid})"
         for rule in matching:
-            if new in ("FAILED", "CANCELLED", "STALLED") and new != old:
+            if new in ("FAILED", "CANCELLED", "STALLED") and new != old and not late_start:
                 reason = f": {error_message}" if error_message else ""
                 self.alerts.fire(
                     db, rule, new, pid, now, summary=f"{what} is {new}{reason}", process=process, name=name, ptype=ptype

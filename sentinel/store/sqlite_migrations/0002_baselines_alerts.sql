@@ -17,6 +17,9 @@ CREATE TABLE status_changes (
 );
 CREATE TRIGGER processes_status_insert AFTER INSERT ON processes WHEN NEW.status <> 'RUNNING' BEGIN INSERT INTO status_changes (tenant_id, process_id, old_status, new_status) VALUES (NEW.tenant_id, NEW.process_id, NULL, NEW.status); END;
 CREATE TRIGGER processes_status_update AFTER UPDATE OF status ON processes WHEN OLD.status IS NOT NEW.status BEGIN INSERT INTO status_changes (tenant_id, process_id, old_status, new_status) VALUES (NEW.tenant_id, NEW.process_id, OLD.status, NEW.status); END;
+-- A run whose STARTED arrives after its end (queue priorities, producers' retries): its duration is known
+-- only now, so it is judged (and joins its baseline) now; logged with old_status 'LATE_START'.
+CREATE TRIGGER processes_started_late AFTER UPDATE OF started_at ON processes WHEN OLD.started_at IS NULL AND NEW.started_at IS NOT NULL AND NEW.ended_at IS NOT NULL AND OLD.status IS NEW.status BEGIN INSERT INTO status_changes (tenant_id, process_id, old_status, new_status) VALUES (NEW.tenant_id, NEW.process_id, 'LATE_START', NEW.status); END;
 
 -- Durations of completed runs per (tenant, type, name, package, procedure); '' stands for absent.
 -- samples: JSON array of the last SENTINEL_BASELINE_WINDOW durations (ms), oldest first.
