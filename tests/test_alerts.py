@@ -562,3 +562,32 @@ def test_a_notification_is_given_up_after_the_last_attempt_and_counted(tmp_path:
     assert store._conn().execute("SELECT COUNT(*) FROM alert_attempts").fetchone()[0] == 2
     assert given_up._value.get() == before + 1
     store.close()
+
+
+def test_finished_notifications_are_purged_after_the_retention(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, SENTINEL_LOG_RETENTION_DAYS="1")
+    store = SqliteStore(settings.sqlite_path)
+    store.migrate()
+    old, recent = 1_000_000, time.time_ns() // 1000
+    with store.transaction() as conn:
+        for ident, state, created in (
+            (1, "delivered", old),
+            (2, "pending", old),
+            (3, "failed", recent),
+            (4, "failed", old),
+        ):
+            conn.execute(
+                "INSERT INTO alert_outbox (id, tenant_id, rule_id, idempotency_key, kind, cond, payload, created_at,"
+                " state, next_attempt_at) VALUES (?, 't', 'r', ?, 'firing', 'FAILED', '{}', ?, ?, 0)",
+                (ident, f"k{ident}", created, state),
+            )
+            conn.execute("INSERT INTO alert_attempts VALUES (?, 1, ?, 500, 'x', 1)", (ident, created))
+    sender = Sender(store, settings)
+    try:
+        assert sender.purge() == 2
+    finally:
+        sender.stop()
+    conn = store._conn()
+    assert [row[0] for row in conn.execute("SELECT id FROM alert_outbox ORDER BY id")] == [2, 3]
+    assert [row[0] for row in conn.execute("SELECT outbox_id FROM alert_attempts ORDER BY 1")] == [2, 3]
+    store.close()

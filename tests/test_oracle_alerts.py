@@ -42,6 +42,7 @@ def dialect_statements() -> dict[str, str]:
     out["rules_page"] = ORACLE.rules_page(10)
     out["deliveries_page"] = ORACLE.deliveries_page(10, with_state=True, with_rule=True)
     out["baselines_page"] = ORACLE.baselines_page(10)
+    out["purge_outbox"] = ORACLE.purge_outbox(1000)
     out["GET_STATUS_WITH_BASELINES"] = GET_STATUS_WITH_BASELINES
     return out
 

@@ -91,7 +91,20 @@ class Common:
         " WHERE outbox_id IN ({ids}) ORDER BY outbox_id, attempt"
     )
 
+    TIME_DRIVEN = (
+        "SELECT COUNT(*) FROM alert_rules WHERE spec LIKE '%\"slow\"%' OR spec LIKE '%\"not_started_by\"%'"
+        " OR spec LIKE '%\"alertmanager\"%'"
+    )
+
     # -- statements with a row limit ---------------------------------------------------------------------
+    def purge_outbox(self, rows: int) -> str:
+        """Finished notifications (and, by cascade, their attempts) created before ``:before``."""
+        return (
+            "DELETE FROM alert_outbox WHERE id IN ("
+            + self.first("SELECT id FROM alert_outbox WHERE state <> 'pending' AND created_at < :before", rows)
+            + ")"
+        )
+
     @staticmethod
     def first(sql: str, rows: int) -> str:
         return f"{sql} LIMIT {int(rows)}"

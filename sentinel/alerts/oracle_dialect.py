@@ -92,6 +92,9 @@ class Oracle(Common):
     def first(sql: str, rows: int) -> str:
         return f"{oracle_names(sql)} FETCH FIRST {int(rows)} ROWS ONLY"
 
+    def purge_outbox(self, rows: int) -> str:
+        return oracle_names(super().purge_outbox(rows))
+
     def slow_running(self) -> str:
         return oracle_names(super().slow_running())
 

@@ -37,6 +37,8 @@ log = logging.getLogger("sentinel.alerts")
 
 POLL_SECONDS = 0.5
 EVALUATE_SECONDS = 1.0
+PURGE_SECONDS = 3600.0
+PURGE_CHUNK = 1000
 MAX_ERROR = 500
 
 
@@ -61,20 +63,44 @@ class Sender:
         self._client.close()
 
     def run(self) -> None:
-        next_evaluation = 0.0
+        next_evaluation = next_purge = 0.0
         while not self.stopping.is_set():
             busy = False
             try:
-                if time.monotonic() >= next_evaluation:
-                    next_evaluation = time.monotonic() + EVALUATE_SECONDS
-                    with self.db.write() as db:
-                        self.evaluator.run(db)
+                now = time.monotonic()
+                if now >= next_evaluation:
+                    next_evaluation = now + EVALUATE_SECONDS
+                    self.evaluate()
+                if now >= next_purge:
+                    next_purge = now + PURGE_SECONDS
+                    self.purge()
                 busy = self.deliver_due() > 0
             except StoreError as exc:
                 log.error("alert sender: %s", exc)
             except Exception:
                 log.exception("alert sender: unexpected error")
             self.stopping.wait(0 if busy else POLL_SECONDS)
+
+    def evaluate(self) -> None:
+        """Time-driven conditions and keep-alives, in a write transaction only when some rule has them
+        (on SQLite that transaction takes the lock the ingest writes under)."""
+        with self.db.read() as db:
+            if not db.all(self.sql.TIME_DRIVEN)[0][0]:
+                return
+        with self.db.write() as db:
+            self.evaluator.run(db)
+
+    def purge(self) -> int:
+        """Finished notifications older than the log retention go, in chunks."""
+        before = now_us() - self.settings.log_retention_days * 86_400 * 1_000_000
+        total = 0
+        while not self.stopping.is_set():
+            with self.db.write() as db:
+                count = db.run(self.sql.purge_outbox(PURGE_CHUNK), {"before": before})
+            total += count
+            if count < PURGE_CHUNK:
+                break
+        return total
 
     # -- delivery -----------------------------------------------------------------------------------------
     def deliver_due(self) -> int:
