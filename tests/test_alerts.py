@@ -114,6 +114,22 @@ def post(http: httpx.Client, events: list[dict[str, Any]]) -> None:
     assert answer.status_code == 202, answer.text
 
 
+def with_baseline(http: httpx.Client, kind: str, *, runs: int, seconds: float) -> datetime:
+    """``runs`` completed runs of ``seconds`` each of the process (kind, "job"), an hour ago; waits until the
+    baseline shows. Returns the time they started from."""
+    base = datetime.now(UTC) - timedelta(hours=1)
+    events = []
+    for n in range(runs):
+        start = base + timedelta(minutes=n)
+        events += [
+            event("STARTED", f"{kind}-base-{n}", timestamp=ts(base=start), process_type=kind, process_name="job"),
+            event("COMPLETED", f"{kind}-base-{n}", timestamp=ts(seconds, base=start)),
+        ]
+    post(http, events)
+    wait_for(lambda: http.get("/baselines", params={"process_type": kind}).json()["items"], 60, "the baseline")
+    return base
+
+
 def firing(received: list[Received], condition: str | None = None) -> list[dict[str, Any]]:
     out = []
     for item in received:
@@ -267,16 +283,7 @@ def test_each_condition_fires_once_for_its_tenant_and_never_for_another(
     with api.client(tokens["a"]) as a, api.client(tokens["b"]) as b:
         rule_a = create(a, rule(hook.url + path_a, every, process_type=kind))
         create(b, rule(hook.url + path_b, every, process_type=kind, secret=OTHER_SECRET))
-        base = datetime.now(UTC) - timedelta(hours=1)
-        events = []
-        for n in range(6):  # the baseline: six runs of 100 ms
-            start = base + timedelta(minutes=n)
-            events += [
-                event("STARTED", f"{kind}-base-{n}", timestamp=ts(base=start), process_type=kind, process_name="job"),
-                event("COMPLETED", f"{kind}-base-{n}", timestamp=ts(0.1, base=start)),
-            ]
-        post(a, events)
-        wait_for(lambda: a.get("/baselines", params={"process_type": kind}).json()["items"], 60, "the baseline")
+        base = with_baseline(a, kind, runs=6, seconds=0.1)
         start = base + timedelta(minutes=30)
         post(
             a,
@@ -399,16 +406,7 @@ def test_slow_while_running_fires_then_resolves_when_the_run_ends(
     kind = unique("R")
     with api.client(tokens["a"]) as a:
         create(a, rule(hook.url + path, ["slow"], process_type=kind))
-        base = datetime.now(UTC) - timedelta(hours=1)
-        events = []
-        for n in range(5):
-            start = base + timedelta(minutes=n)
-            events += [
-                event("STARTED", f"{kind}-{n}", timestamp=ts(base=start), process_type=kind, process_name="job"),
-                event("COMPLETED", f"{kind}-{n}", timestamp=ts(0.2, base=start)),
-            ]
-        post(a, events)
-        wait_for(lambda: a.get("/baselines", params={"process_type": kind}).json()["items"], 60, "the baseline")
+        with_baseline(a, kind, runs=5, seconds=0.2)
         pid = f"{kind}-long"
         post(a, [event("STARTED", pid, timestamp=ts(-30), process_type=kind, process_name="job")])
 

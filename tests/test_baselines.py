@@ -193,3 +193,21 @@ def test_openapi_documents_the_new_fields(api: ApiServer) -> None:
     assert "median" in str(status_schema["expected_duration_ms"])
     assert "/baselines" in document["paths"]
     assert {"/alert-rules", "/alert-deliveries"} <= set(document["paths"])
+
+
+def test_a_run_whose_start_arrives_after_its_end_is_judged_and_counted(api: ApiServer) -> None:
+    name = unique("late")
+    base = datetime.now(UTC) - timedelta(hours=1)
+    with api.client(api.dev_token("acme")) as http:
+        post(http, runs(name, [100] * 5, base))
+        wait_for(lambda: (b := baseline_of(http, name)) and b["runs"] == 5, 60, "five runs")
+        pid, start = f"{name}-late", base + timedelta(minutes=30)
+        post(http, [event("COMPLETED", pid, timestamp=ts(1.0, base=start))])
+        ended = wait_for(lambda: (s := status(http, pid)).get("status") == "COMPLETED" and s, 60, "the end first")
+        assert (ended["slow"], ended["expected_duration_ms"]) == (False, None)  # no start: nothing to judge yet
+        post(http, [event("STARTED", pid, timestamp=ts(base=start), process_name=name, process_type="ETL")])
+        judged = wait_for(lambda: (s := status(http, pid)).get("started_at") and s, 60, "the late start")
+        assert judged["slow"] is True
+        assert judged["expected_duration_ms"] == 100
+        assert wait_for(lambda: (b := baseline_of(http, name)) and b["runs"] == 6 and b, 60, "counted once")
+        assert baseline_of(http, name)["last_duration_ms"] == 1000  # type: ignore[index]

@@ -70,6 +70,24 @@ class Process(msgspec.Struct, kw_only=True):
     error_message: str | None = None
 
 
+def process_of(columns: Sequence[Any], status: str) -> Process:
+    """The process part of a notification from ``(process_id, process_type, process_name, package_name,
+    procedure_name, started_at, ended_at)``."""
+    pid, ptype, name, package, procedure, started, ended = columns
+    duration = (ended - started) // 1000 if ended is not None and started is not None else None
+    return Process(
+        process_id=pid,
+        process_name=name,
+        process_type=ptype,
+        package_name=package,
+        procedure_name=procedure,
+        status=status,
+        started_at=iso(started),
+        ended_at=iso(ended),
+        duration_ms=duration if duration is not None and duration >= 0 else None,
+    )
+
+
 class BaselineRef(msgspec.Struct, kw_only=True):
     runs: int
     median_ms: int
@@ -258,23 +276,11 @@ class StatusHook:
         return len(changes)
 
     def _one(self, db: Db, row: Sequence[Any], rules: list[Rule], now: int) -> None:
-        (_, old, new, tenant, pid, ptype, name, package, procedure, started, ended, error_code, error_message) = row
+        (_, old, new, tenant, pid, ptype, name, package, procedure, _started, ended, error_code, error_message) = row
         late_start = old == LATE_START  # an ended run whose start arrived only now: judged now, alerted already
         ends = new in TERMINAL and (old not in TERMINAL or late_start)
-        duration = (ended - started) // 1000 if ended is not None and started is not None else None
-        process = Process(
-            process_id=pid,
-            process_name=name,
-            process_type=ptype,
-            package_name=package,
-            procedure_name=procedure,
-            status=new,
-            started_at=iso(started),
-            ended_at=iso(ended),
-            duration_ms=duration if duration is not None and duration >= 0 else None,
-            error_code=error_code,
-            error_message=error_message,
-        )
+        process = process_of(row[4:11], new)
+        process.error_code, process.error_message = error_code, error_message
         judged: BaselineRef | None = None
         if ends and process.duration_ms is not None:
             judged = self._judge(
@@ -397,15 +403,7 @@ class Evaluator:
             self.sql.slow_running(), {"now": now, "min_runs": self.policy.min_runs, "factor": self.policy.slow_factor}
         )
         for tenant, pid, ptype, name, package, procedure, started, runs, median, p90 in found:
-            process = Process(
-                process_id=pid,
-                process_name=name,
-                process_type=ptype,
-                package_name=package,
-                procedure_name=procedure,
-                status="RUNNING",
-                started_at=iso(started),
-            )
+            process = process_of((pid, ptype, name, package, procedure, started, None), "RUNNING")
             threshold = p90 * self.policy.slow_factor
             ref = BaselineRef(runs=runs, median_ms=median, p90_ms=p90, slow_above_ms=round(threshold))
             for rule in slow_rules:

@@ -60,6 +60,17 @@ def rule_out(row: Any) -> RuleOut:
     )
 
 
+def _rule_params(tenant: str, rule_id: str, rule: RuleIn) -> dict[str, Any]:
+    return {
+        "id": rule_id,
+        "tenant_id": tenant,
+        "source": "api",
+        "spec": msgspec.json.encode(spec_of(rule)).decode(),
+        "secret": rule.secret,
+        "now": now_us(),
+    }
+
+
 class AlertRepo:
     def __init__(self, database: Database) -> None:
         self.db = database
@@ -81,17 +92,7 @@ class AlertRepo:
         with self.db.write() as db:
             if db.all(self.sql.RULE_COUNT, {"tenant_id": tenant})[0][0] >= MAX_RULES_PER_TENANT:
                 raise RuleConflict(f"a tenant has at most {MAX_RULES_PER_TENANT} alert rules")
-            db.run(
-                self.sql.RULE_INSERT,
-                {
-                    "id": rule_id,
-                    "tenant_id": tenant,
-                    "source": "api",
-                    "spec": msgspec.json.encode(spec_of(rule)).decode(),
-                    "secret": rule.secret,
-                    "now": now_us(),
-                },
-            )
+            db.run(self.sql.RULE_INSERT, _rule_params(tenant, rule_id, rule))
             rows = db.all(self.sql.RULE_GET, {"tenant_id": tenant, "id": rule_id})
         return rule_out(rows[0])
 
@@ -102,17 +103,7 @@ class AlertRepo:
                 return None
             if rows[0][2] != "api":
                 raise RuleConflict("this rule comes from the operator's rules file; change it there")
-            db.run(
-                self.sql.RULE_UPDATE,
-                {
-                    "id": rule_id,
-                    "tenant_id": tenant,
-                    "source": "api",
-                    "spec": msgspec.json.encode(spec_of(rule)).decode(),
-                    "secret": rule.secret,
-                    "now": now_us(),
-                },
-            )
+            db.run(self.sql.RULE_UPDATE, _rule_params(tenant, rule_id, rule))
             rows = db.all(self.sql.RULE_GET, {"tenant_id": tenant, "id": rule_id})
         return rule_out(rows[0])
 

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
@@ -23,6 +24,7 @@ from sentinel.api.schemas import Problem
 from sentinel.security import AuthError, Principal
 
 RULE_NOT_FOUND = "no such alert rule"
+T = TypeVar("T")
 
 
 class RulePage(msgspec.Struct, kw_only=True):
@@ -65,6 +67,15 @@ def checked(rule: RuleIn, runtime: Runtime, *, had_secret: bool) -> RuleIn:
     return rule
 
 
+async def change(fn: Callable[..., T], *args: Any) -> T:
+    """A write of the rules table, off the event loop (it may wait for the SQLite write lock); a conflict
+    becomes 409."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except RuleConflict as exc:
+        raise ApiProblem(409, str(exc), code="conflict") from None
+
+
 class AlertRuleController(Controller):
     path = "/alert-rules"
     tags = ["alerts"]
@@ -97,10 +108,7 @@ class AlertRuleController(Controller):
         runtime, repo = repo_of(request)
         require_admin(principal, runtime)
         checked(data, runtime, had_secret=False)
-        try:
-            return await asyncio.to_thread(repo.create_rule, principal.tenant, data)
-        except RuleConflict as exc:
-            raise ApiProblem(409, str(exc), code="conflict") from None
+        return await change(repo.create_rule, principal.tenant, data)
 
     @get("/{rule_id:str}", summary="One alert rule", responses={**problems(401, 403), **NOT_FOUND})
     async def get_rule(
@@ -127,10 +135,7 @@ class AlertRuleController(Controller):
         if current is None:
             raise ApiProblem(404, RULE_NOT_FOUND, code="not_found")
         checked(data, runtime, had_secret=current.secret_set)
-        try:
-            found = await asyncio.to_thread(repo.update_rule, principal.tenant, rule_id, data)
-        except RuleConflict as exc:
-            raise ApiProblem(409, str(exc), code="conflict") from None
+        found = await change(repo.update_rule, principal.tenant, rule_id, data)
         if found is None:  # deleted meanwhile
             raise ApiProblem(404, RULE_NOT_FOUND, code="not_found")
         return found
@@ -141,11 +146,7 @@ class AlertRuleController(Controller):
     ) -> None:
         runtime, repo = repo_of(request)
         require_admin(principal, runtime)
-        try:
-            deleted = await asyncio.to_thread(repo.delete_rule, principal.tenant, rule_id)
-        except RuleConflict as exc:
-            raise ApiProblem(409, str(exc), code="conflict") from None
-        if not deleted:
+        if not await change(repo.delete_rule, principal.tenant, rule_id):
             raise ApiProblem(404, RULE_NOT_FOUND, code="not_found")
 
 
