@@ -143,7 +143,7 @@ def validate(rule: RuleSpec, secret: str | None, *, had_secret: bool, allow_priv
         raise RuleError("not_started_by: expected HH:MM (00:00 to 23:59)")
     try:
         rule.zone()
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # unknown, malformed, or a directory of the database
         raise RuleError(f"timezone: unknown time zone {rule.timezone!r}") from None
     check_url(rule.target.url, allow_private=allow_private)
     if rule.target.kind == "webhook" and secret is None and not had_secret:
