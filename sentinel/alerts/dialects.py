@@ -134,6 +134,9 @@ class Common:
             f"{join_baselines(self.absent)}"
             " WHERE p.status = 'RUNNING' AND p.started_at IS NOT NULL AND b.runs >= :min_runs"
             " AND :now - p.started_at > b.p90_ms * :factor * 1000"
+            # already alerted (every matching rule fires in the same pass): not looked at again
+            " AND NOT EXISTS (SELECT 1 FROM alert_state s WHERE s.tenant_id = p.tenant_id AND s.cond = 'slow'"
+            " AND s.subject = p.process_id)"
         )
 
     def rules_page(self, limit: int) -> str:

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
 import msgspec
@@ -371,7 +373,12 @@ def day_window(rule: RuleSpec, now: int) -> tuple[int, int, str]:
 
 
 class Evaluator:
-    """Conditions that hold by the passing of time, and Alertmanager's keep-alive; one pass per call."""
+    """Conditions that hold by the passing of time, and Alertmanager's keep-alive; one pass per call.
+
+    Everything is looked up outside a transaction; a write transaction opens only when something is to
+    fire, resolve or be re-posted (on SQLite it takes the lock the ingest commits under). Each action
+    checks again inside it: a firing is recorded once (the state's key), a resolution only if still
+    firing."""
 
     def __init__(self, dialect: Common, policy: BaselinePolicy, repost_sec: float) -> None:
         self.sql = dialect
@@ -379,56 +386,79 @@ class Evaluator:
         self.repost_us = int(repost_sec * 1_000_000)
         self.alerts = Alerts(dialect)
 
-    def run(self, db: Db, now: int | None = None) -> None:
+    def run(self, db: Db, write: Callable[[], AbstractContextManager[Db]], now: int | None = None) -> int:
+        """One pass: ``db`` reads, ``write()`` gives a write transaction. Returns the actions taken."""
         now = now_us() if now is None else now
         rules = parse_rules(db.all(self.sql.ALL_RULES))
         by_id = {rule.id: rule for rule in rules}
-        self._slow(db, rules, now)
-        self._not_started(db, rules, now)
-        for rule_id, cond, subject, _tenant, text, last_sent in db.all(self.sql.STATES_ALL):
+        states = {(row[0], row[1], row[2]): row for row in db.all(self.sql.STATES_ALL)}
+        actions: list[Callable[[Db], object]] = []
+        actions += self._slow(db, rules, now)
+        actions += self._not_started(db, rules, states, now)
+        for (rule_id, cond, subject), (_, _, _, _, text, last_sent) in states.items():
             rule = by_id.get(rule_id)
             if rule is None:
                 continue
             if cond == "not_started_by" and not subject.endswith("@" + day_window(rule.spec, now)[2]):
-                self.alerts.resolve(db, rule_id, cond, subject, now)  # a new day: judged afresh after its deadline
-                continue
-            if rule.spec.target.kind == "alertmanager" and now - last_sent >= self.repost_us:
-                self.alerts.repost(db, rule_id, cond, subject, text, now)
+                # a new day: judged afresh after its deadline
+                actions.append(partial(self.alerts.resolve, rule_id=rule_id, cond=cond, subject=subject, now=now))
+            elif rule.spec.target.kind == "alertmanager" and now - last_sent >= self.repost_us:
+                actions.append(
+                    partial(self.alerts.repost, rule_id=rule_id, cond=cond, subject=subject, text=text, now=now)
+                )
+        if actions:
+            with write() as tx:
+                for action in actions:
+                    action(tx)
+        return len(actions)
 
-    def _slow(self, db: Db, rules: list[Rule], now: int) -> None:
+    def _slow(self, db: Db, rules: list[Rule], now: int) -> list[Callable[[Db], object]]:
         slow_rules = [rule for rule in rules if "slow" in rule.spec.conditions]
         if not slow_rules:
-            return
+            return []
         found = db.all(
             self.sql.slow_running(), {"now": now, "min_runs": self.policy.min_runs, "factor": self.policy.slow_factor}
         )
+        actions: list[Callable[[Db], object]] = []
         for tenant, pid, ptype, name, package, procedure, started, runs, median, p90 in found:
             process = process_of((pid, ptype, name, package, procedure, started, None), "RUNNING")
             threshold = p90 * self.policy.slow_factor
             ref = BaselineRef(runs=runs, median_ms=median, p90_ms=p90, slow_above_ms=round(threshold))
+            summary = (
+                f"{name or ptype or pid} ({pid}) has run {(now - started) // 1000} ms, slow for its baseline "
+                f"(90th percentile {p90} ms)"
+            )
             for rule in slow_rules:
                 if rule.tenant_id == tenant and rule.spec.matches(ptype, name, package):
-                    self.alerts.fire(
-                        db,
-                        rule,
-                        "slow",
-                        pid,
-                        now,
-                        summary=f"{name or ptype or pid} ({pid}) has run {(now - started) // 1000} ms, slow for its "
-                        f"baseline (90th percentile {p90} ms)",
-                        process=process,
-                        baseline=ref,
-                        name=name,
-                        ptype=ptype,
+                    actions.append(
+                        partial(
+                            self.alerts.fire,
+                            rule=rule,
+                            cond="slow",
+                            subject=pid,
+                            now=now,
+                            summary=summary,
+                            process=process,
+                            baseline=ref,
+                            name=name,
+                            ptype=ptype,
+                        )
                     )
+        return actions
 
-    def _not_started(self, db: Db, rules: list[Rule], now: int) -> None:
+    def _not_started(
+        self, db: Db, rules: list[Rule], states: dict[tuple[str, str, str], Any], now: int
+    ) -> list[Callable[[Db], object]]:
+        actions: list[Callable[[Db], object]] = []
         for rule in rules:
             spec = rule.spec
             if "not_started_by" not in spec.conditions or spec.process_name is None:
                 continue
             midnight, deadline, day = day_window(spec, now)
             subject = f"{spec.process_name}@{day}"
+            firing = (rule.id, "not_started_by", subject) in states
+            if now < deadline and not firing:
+                continue  # nothing to say before the deadline
             started = db.all(
                 self.sql.started_since(),
                 {
@@ -439,17 +469,23 @@ class Evaluator:
                     "package_name": spec.package_name,
                 },
             )
-            if started:
-                self.alerts.resolve(db, rule.id, "not_started_by", subject, now)
-            elif now >= deadline:
-                self.alerts.fire(
-                    db,
-                    rule,
-                    "not_started_by",
-                    subject,
-                    now,
-                    summary=f"{spec.process_name} had not started by {spec.not_started_by} {spec.timezone} on {day}",
-                    expected_by=iso(deadline),
-                    name=spec.process_name,
-                    ptype=spec.process_type,
+            if started and firing:
+                actions.append(
+                    partial(self.alerts.resolve, rule_id=rule.id, cond="not_started_by", subject=subject, now=now)
                 )
+            elif not started and not firing:
+                actions.append(
+                    partial(
+                        self.alerts.fire,
+                        rule=rule,
+                        cond="not_started_by",
+                        subject=subject,
+                        now=now,
+                        summary=f"{spec.process_name} had not started by {spec.not_started_by} {spec.timezone} "
+                        f"on {day}",
+                        expected_by=iso(deadline),
+                        name=spec.process_name,
+                        ptype=spec.process_type,
+                    )
+                )
+        return actions

@@ -82,13 +82,10 @@ class Sender:
             self.stopping.wait(0 if busy else POLL_SECONDS)
 
     def evaluate(self) -> None:
-        """Time-driven conditions and keep-alives, in a write transaction only when some rule has them
-        (on SQLite that transaction takes the lock the ingest writes under)."""
+        """Time-driven conditions and keep-alives, when some rule has them (see ``Evaluator``)."""
         with self.db.read() as db:
-            if not db.all(self.sql.TIME_DRIVEN)[0][0]:
-                return
-        with self.db.write() as db:
-            self.evaluator.run(db)
+            if db.all(self.sql.TIME_DRIVEN)[0][0]:
+                self.evaluator.run(db, self.db.write)
 
     def purge(self) -> int:
         """Finished notifications older than the log retention go, in chunks."""
