@@ -22,8 +22,8 @@ from receivers import Received, Receiver, port_for_later
 
 from sentinel.alerts import metrics as alert_metrics
 from sentinel.alerts import targets
-from sentinel.alerts.engine import Notification, RuleRef
-from sentinel.alerts.rules import RuleError, check_url
+from sentinel.alerts.engine import Notification, RuleRef, day_window
+from sentinel.alerts.rules import RuleError, RuleSpec, Target, check_url
 from sentinel.alerts.sender import Sender
 from sentinel.alerts.service import install_status_hook
 from sentinel.config import SettingsError, load_settings
@@ -391,11 +391,36 @@ def test_not_started_by_fires_once_and_only_for_a_process_that_did_not_start(
         post(b, [event("STARTED", unique("run"), process_name=missing)])
         hook.wait(lambda r: len(r) >= 1, 60, "the not-started alert", path=path)
         settle(3.0)  # evaluated every second: still one
-    notes = firing(hook.snapshot(path))
-    assert len(notes) == 1
-    assert notes[0]["condition"] == "not_started_by"
-    assert notes[0]["labels"]["process_name"] == missing
-    assert notes[0]["expected_by"] is not None
+        notes = firing(hook.snapshot(path))
+        assert len(notes) == 1
+        assert notes[0]["condition"] == "not_started_by"
+        assert notes[0]["labels"]["process_name"] == missing
+        assert notes[0]["expected_by"] is not None
+        # Late, but it starts: the alert resolves, with the same labels.
+        post(a, [event("STARTED", unique("run"), process_name=missing)])
+        got = hook.wait(lambda r: len(r) >= 2, 60, "the resolution", path=path)
+    resolved = got[1].json()
+    assert resolved["status"] == "resolved"
+    assert resolved["labels"] == notes[0]["labels"]
+
+
+def test_the_not_started_deadline_is_a_wall_clock_time_in_the_rules_zone() -> None:
+    spec = RuleSpec(
+        name="n",
+        conditions=["not_started_by"],
+        target=Target(kind="slack", url="https://hooks.example.com/x"),
+        process_name="p",
+        not_started_by="07:30",
+        timezone="Europe/Paris",
+    )
+    summer = int(datetime(2026, 7, 1, 12, 0, tzinfo=UTC).timestamp() * 1e6)
+    winter = int(datetime(2026, 1, 15, 3, 0, tzinfo=UTC).timestamp() * 1e6)
+    midnight, deadline, day = day_window(spec, summer)
+    assert day == "2026-07-01"
+    assert deadline == int(datetime(2026, 7, 1, 5, 30, tzinfo=UTC).timestamp() * 1e6)  # UTC+2
+    assert midnight == int(datetime(2026, 6, 30, 22, 0, tzinfo=UTC).timestamp() * 1e6)
+    _, deadline, day = day_window(spec, winter)
+    assert (day, deadline) == ("2026-01-15", int(datetime(2026, 1, 15, 6, 30, tzinfo=UTC).timestamp() * 1e6))
 
 
 @pytest.mark.slow
