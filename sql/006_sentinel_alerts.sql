@@ -122,6 +122,7 @@ CREATE TABLE sentinel_alert_outbox (
     id              NUMBER(19)         GENERATED ALWAYS AS IDENTITY,
     tenant_id       VARCHAR2(50 CHAR)  NOT NULL,
     rule_id         VARCHAR2(120 CHAR) NOT NULL,
+    subject         VARCHAR2(300 CHAR) NOT NULL,
     idempotency_key VARCHAR2(500 CHAR) NOT NULL,
     kind            VARCHAR2(10 CHAR)  NOT NULL,
     cond            VARCHAR2(20 CHAR)  NOT NULL,
@@ -137,6 +138,7 @@ CREATE TABLE sentinel_alert_outbox (
     CONSTRAINT sentinel_alert_outbox_state_ck CHECK (state IN ('pending', 'delivered', 'failed', 'dropped'))
 );
 CREATE INDEX sentinel_alert_outbox_due ON sentinel_alert_outbox (state, next_attempt_at);
+CREATE INDEX sentinel_alert_outbox_of_alert ON sentinel_alert_outbox (rule_id, cond, subject, state, id);
 CREATE INDEX sentinel_alert_outbox_by_tenant ON sentinel_alert_outbox (tenant_id, id);
 
 CREATE TABLE sentinel_alert_attempts (

@@ -22,6 +22,7 @@ from receivers import Received, Receiver, port_for_later
 
 from sentinel.alerts import metrics as alert_metrics
 from sentinel.alerts import targets
+from sentinel.alerts.dialects import for_backend
 from sentinel.alerts.engine import Notification, RuleRef, day_window
 from sentinel.alerts.rules import RuleError, RuleSpec, Target, check_url
 from sentinel.alerts.sender import Sender
@@ -562,8 +563,8 @@ def test_a_notification_is_given_up_after_the_last_attempt_and_counted(tmp_path:
     with store.transaction() as conn:
         conn.execute("INSERT INTO alert_rules VALUES ('r1', 't', 'api', ?, NULL, 0, 0)", (spec,))
         conn.execute(
-            "INSERT INTO alert_outbox (tenant_id, rule_id, idempotency_key, kind, cond, payload, created_at, state,"
-            " next_attempt_at) VALUES ('t', 'r1', 'k-1', 'firing', 'FAILED', ?, 0, 'pending', 0)",
+            "INSERT INTO alert_outbox (tenant_id, rule_id, subject, idempotency_key, kind, cond, payload, created_at,"
+            " state, next_attempt_at) VALUES ('t', 'r1', 'p', 'k-1', 'firing', 'FAILED', ?, 0, 'pending', 0)",
             (msgspec.json.encode(note).decode(),),
         )
     given_up = alert_metrics.ALERTS_GIVEN_UP.labels("slack")
@@ -600,8 +601,8 @@ def test_finished_notifications_are_purged_after_the_retention(tmp_path: Path) -
             (4, "failed", old),
         ):
             conn.execute(
-                "INSERT INTO alert_outbox (id, tenant_id, rule_id, idempotency_key, kind, cond, payload, created_at,"
-                " state, next_attempt_at) VALUES (?, 't', 'r', ?, 'firing', 'FAILED', '{}', ?, ?, 0)",
+                "INSERT INTO alert_outbox (id, tenant_id, rule_id, subject, idempotency_key, kind, cond, payload,"
+                " created_at, state, next_attempt_at) VALUES (?, 't', 'r', 'p', ?, 'firing', 'FAILED', '{}', ?, ?, 0)",
                 (ident, f"k{ident}", created, state),
             )
             conn.execute("INSERT INTO alert_attempts VALUES (?, 1, ?, 500, 'x', 1)", (ident, created))
@@ -613,4 +614,26 @@ def test_finished_notifications_are_purged_after_the_retention(tmp_path: Path) -
     conn = store._conn()
     assert [row[0] for row in conn.execute("SELECT id FROM alert_outbox ORDER BY id")] == [2, 3]
     assert [row[0] for row in conn.execute("SELECT outbox_id FROM alert_attempts ORDER BY 1")] == [2, 3]
+    store.close()
+
+
+def test_one_alerts_notifications_leave_in_order_and_other_alerts_do_not_wait(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    store.migrate()
+    now = time.time_ns() // 1000
+    rows = [  # (id, subject, kind, next attempt): p1 is backing off; its resolution must wait for it
+        (1, "p1", "firing", now + 60_000_000),
+        (2, "p1", "resolved", now),
+        (3, "p2", "firing", now),
+    ]
+    with store.transaction() as conn:
+        for ident, subject, kind, due in rows:
+            conn.execute(
+                "INSERT INTO alert_outbox (id, tenant_id, rule_id, subject, idempotency_key, kind, cond, payload,"
+                " created_at, state, next_attempt_at) VALUES (?, 't', 'r', ?, ?, ?, 'FAILED', '{}', 0, 'pending', ?)",
+                (ident, subject, f"k{ident}", kind, due),
+            )
+    sql = for_backend("sqlite")
+    due_ids = [row[0] for row in store._conn().execute(sql.due(), {"now": now}).fetchall()]
+    assert due_ids == [3]
     store.close()

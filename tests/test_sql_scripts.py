@@ -149,7 +149,7 @@ EXPECTED_COUNTS = {
     "003_sentinel_queue.sql": (3, 2),
     "004_sentinel_pkg.sql": (5, 2),
     "005_sentinel_vpd.sql": (4, 3),
-    "006_sentinel_alerts.sql": (14, 1),
+    "006_sentinel_alerts.sql": (15, 1),
 }
 
 

@@ -48,9 +48,9 @@ class Common:
         "UPDATE alert_state SET last_sent_at = :now WHERE rule_id = :rule_id AND cond = :cond AND subject = :subject"
     )
     OUTBOX_INSERT = (
-        "INSERT INTO alert_outbox (tenant_id, rule_id, idempotency_key, kind, cond, payload, created_at, state,"
-        " attempts, next_attempt_at) VALUES (:tenant_id, :rule_id, :idempotency_key, :kind, :cond, :payload, :now,"
-        " 'pending', 0, :now)"
+        "INSERT INTO alert_outbox (tenant_id, rule_id, subject, idempotency_key, kind, cond, payload, created_at,"
+        " state, attempts, next_attempt_at) VALUES (:tenant_id, :rule_id, :subject, :idempotency_key, :kind, :cond,"
+        " :payload, :now, 'pending', 0, :now)"
     )
     CLAIM = (
         "UPDATE alert_outbox SET next_attempt_at = :lease WHERE id = :id AND state = 'pending'"
@@ -113,8 +113,9 @@ class Common:
         return self.first(
             "SELECT o.id, o.tenant_id, o.rule_id, o.idempotency_key, o.kind, o.cond, o.payload, o.attempts,"
             " o.next_attempt_at FROM alert_outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= :now"
+            # one alert's notifications in order (firing before resolved); other alerts do not wait
             " AND NOT EXISTS (SELECT 1 FROM alert_outbox e WHERE e.state = 'pending' AND e.rule_id = o.rule_id"
-            " AND e.id < o.id) ORDER BY o.id",
+            " AND e.cond = o.cond AND e.subject = o.subject AND e.id < o.id) ORDER BY o.next_attempt_at, o.id",
             50,
         )
 

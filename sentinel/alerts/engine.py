@@ -215,7 +215,7 @@ class Alerts:
         if not inserted:
             return False  # already firing: never doubled
         db.run(self.sql.QUIET_PUT, {"rule_id": rule.id, "quiet_key": quiet_key, "now": now})
-        self._outbox(db, note, rule.id, payload, now)
+        self._outbox(db, note, rule.id, subject, payload, now)
         metrics.ALERTS_FIRED.labels(cond).inc()
         return True
 
@@ -230,22 +230,23 @@ class Alerts:
         note.resolved_at = iso(now)
         if process is not None:
             note.process = process
-        self._outbox(db, note, rule_id, msgspec.json.encode(note).decode(), now)
+        self._outbox(db, note, rule_id, subject, msgspec.json.encode(note).decode(), now)
         return True
 
     def repost(self, db: Db, rule_id: str, cond: str, subject: str, text: str, now: int) -> None:
         """Alertmanager keep-alive: the firing notification again, under a new key."""
         note = msgspec.json.decode(text, type=Notification)
         note.id = f"{rule_id}:{cond}:{subject}:repost:{now}"
-        self._outbox(db, note, rule_id, msgspec.json.encode(note).decode(), now)
+        self._outbox(db, note, rule_id, subject, msgspec.json.encode(note).decode(), now)
         db.run(self.sql.STATE_TOUCH, {"rule_id": rule_id, "cond": cond, "subject": subject, "now": now})
 
-    def _outbox(self, db: Db, note: Notification, rule_id: str, payload: str, now: int) -> None:
+    def _outbox(self, db: Db, note: Notification, rule_id: str, subject: str, payload: str, now: int) -> None:
         db.run(
             self.sql.OUTBOX_INSERT,
             {
                 "tenant_id": note.tenant_id,
                 "rule_id": rule_id,
+                "subject": subject,
                 "idempotency_key": note.id,
                 "kind": note.status,
                 "cond": note.condition,

@@ -81,6 +81,7 @@ CREATE TABLE alert_outbox (
     id              INTEGER PRIMARY KEY,
     tenant_id       TEXT    NOT NULL,
     rule_id         TEXT    NOT NULL,
+    subject         TEXT    NOT NULL,
     idempotency_key TEXT    NOT NULL UNIQUE,
     kind            TEXT    NOT NULL,
     cond            TEXT    NOT NULL,
@@ -93,6 +94,7 @@ CREATE TABLE alert_outbox (
     finished_at     INTEGER
 );
 CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX alert_outbox_of_alert ON alert_outbox (rule_id, cond, subject, id) WHERE state = 'pending';
 CREATE INDEX alert_outbox_by_tenant ON alert_outbox (tenant_id, id);
 
 CREATE TABLE alert_attempts (
