@@ -10,8 +10,9 @@ Delivery is at least once with an ``Idempotency-Key`` per notification, the same
 crash between a receiver's 2xx and the commit of the attempt is the one case that repeats a delivery.
 Failed attempts are retried with exponential backoff (``SENTINEL_ALERT_RETRY_BASE_SEC`` doubling up to
 ``SENTINEL_ALERT_RETRY_MAX_SEC``, ±10 % jitter); after ``SENTINEL_ALERT_MAX_ATTEMPTS`` the notification
-is given up (state ``failed``, counted in ``sentinel_alert_notifications_given_up``). Notifications of
-one rule leave in order: a later one waits while an earlier one is still pending.
+is given up (state ``failed``, counted in ``sentinel_alert_notifications_given_up``). The notifications of
+one alert (rule, condition, process) leave in order, a resolution never before its firing; other alerts
+do not wait behind one that is backing off.
 """
 
 from __future__ import annotations
