@@ -14,8 +14,7 @@ from apiserver import ApiServer, assert_problem, event, ts, unique
 from helpers import wait_for
 
 from sentinel.baselines import BaselinePolicy, add_sample, eta_band, quantile
-
-pytestmark = pytest.mark.slow
+from sentinel.config import SettingsError, load_settings
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +89,7 @@ def test_eta_band_moves_toward_the_progress_estimate() -> None:
     assert BaselinePolicy(slow_factor=2.0, min_runs=5).slow_threshold_ms(5, 100) == 200
 
 
+@pytest.mark.slow
 def test_twenty_runs_give_the_direct_statistics_and_a_double_run_is_slow(api: ApiServer) -> None:
     name = unique("nightly")
     durations = [1000 + 37 * ((i * 7) % 20) for i in range(20)]  # known, unordered, distinct
@@ -159,6 +159,7 @@ def test_twenty_runs_give_the_direct_statistics_and_a_double_run_is_slow(api: Ap
         assert by_id[normal_pid]["slow"] is False
 
 
+@pytest.mark.slow
 def test_baselines_page_through_every_key_once(api: ApiServer) -> None:
     prefix = unique("paged")
     base = datetime.now(UTC) - timedelta(hours=3)
@@ -184,6 +185,7 @@ def test_baselines_page_through_every_key_once(api: ApiServer) -> None:
         assert_problem(anonymous.get("/baselines"), 401)
 
 
+@pytest.mark.slow
 def test_openapi_documents_the_new_fields(api: ApiServer) -> None:
     with api.client() as http:
         document = http.get("/schema/openapi.json").json()
@@ -195,6 +197,7 @@ def test_openapi_documents_the_new_fields(api: ApiServer) -> None:
     assert {"/alert-rules", "/alert-deliveries"} <= set(document["paths"])
 
 
+@pytest.mark.slow
 def test_a_run_whose_start_arrives_after_its_end_is_judged_and_counted(api: ApiServer) -> None:
     name = unique("late")
     base = datetime.now(UTC) - timedelta(hours=1)
@@ -211,3 +214,30 @@ def test_a_run_whose_start_arrives_after_its_end_is_judged_and_counted(api: ApiS
         assert judged["expected_duration_ms"] == 100
         assert wait_for(lambda: (b := baseline_of(http, name)) and b["runs"] == 6 and b, 60, "counted once")
         assert baseline_of(http, name)["last_duration_ms"] == 1000  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SENTINEL_BASELINE_WINDOW", "4"),
+        ("SENTINEL_SLOW_FACTOR", "0.5"),
+        ("SENTINEL_SLOW_MIN_RUNS", "x"),
+        ("SENTINEL_ALERT_ADMIN_ROLE", "admin role"),
+        ("SENTINEL_ALERT_MAX_ATTEMPTS", "0"),
+        ("SENTINEL_ALERT_RETRY_BASE_SEC", "-1"),
+        ("SENTINEL_ALERTMANAGER_REPOST_SEC", "0.5"),
+        ("SENTINEL_ALERT_ALLOW_PRIVATE_TARGETS", "maybe"),
+    ],
+)
+def test_a_bad_setting_is_named_in_one_line(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({name: value})
+    assert str(caught.value).startswith(f"{name}: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_settings_reach_the_policy() -> None:
+    settings = load_settings(
+        {"SENTINEL_BASELINE_WINDOW": "20", "SENTINEL_SLOW_FACTOR": "2", "SENTINEL_SLOW_MIN_RUNS": "3"}
+    )
+    assert BaselinePolicy.from_settings(settings) == BaselinePolicy(window=20, slow_factor=2.0, min_runs=3)
