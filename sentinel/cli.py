@@ -324,6 +324,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         invalid_rate=args.invalid_rate,
         concurrency=args.concurrency,
         seed=args.seed,
+        profile_runs=args.profile_runs,
     )
     if args.stdout:
 
@@ -829,6 +830,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of broken messages that the ingest dead-letters, 0 to 1 (default 0)",
     )
     p.add_argument("--seed", type=int, help="random seed, for the same processes and events every run")
+    p.add_argument(
+        "--profile-runs",
+        type=_int_type(0, 10_000),
+        default=0,
+        help="first send N runs of each procedure with a stable duration, then a slow and a failed one (baselines)",
+    )
     p.add_argument("--forever", action="store_true", help="start a new wave when one ends")
     p.add_argument("--stdout", action="store_true", help="print JSON Lines instead of queueing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -63,6 +63,18 @@ class Settings:
     ingest_stall_sec: float = 30.0
     dev_mode: bool = False
     runtime_dir: Path | None = None  # set by ``sentinel serve`` for its children: drain flag, locks
+    # Baselines and alerts (sentinel.baselines, sentinel.alerts)
+    baseline_window: int = 100
+    slow_factor: float = 1.5
+    slow_min_runs: int = 5
+    alert_admin_role: str = "sentinel-admin"
+    alert_rules_file: Path | None = None
+    alert_allow_private_targets: bool = False
+    alert_max_attempts: int = 10
+    alert_retry_base_sec: float = 2.0
+    alert_retry_max_sec: float = 300.0
+    alert_timeout_sec: float = 5.0
+    alertmanager_repost_sec: float = 60.0
 
     @property
     def sqlite_path(self) -> Path:
@@ -162,6 +174,13 @@ def _identifier(env: Mapping[str, str], name: str, default: str, check: Callable
     return raw
 
 
+def _existing_file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = _text(env, name)
+    if raw is not None and not Path(raw).is_file():
+        raise SettingsError(f"{name}: expected an existing file, got {raw!r}")
+    return Path(raw) if raw is not None else None
+
+
 def _plain_name(value: str) -> bool:
     return 0 < len(value) <= 128 and all(c.isalnum() or c in "_.$-" for c in value)
 
@@ -219,6 +238,15 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev_mode: bool | None
             f"SENTINEL_SSE_MAX_STREAMS_PER_TENANT: expected at most SENTINEL_SSE_MAX_STREAMS ({max_streams}), "
             f"got {max_tenant_streams}"
         )
+    allow_private_targets = _bool(env, "SENTINEL_ALERT_ALLOW_PRIVATE_TARGETS", False)
+    rules_file = _existing_file(env, "SENTINEL_ALERT_RULES_FILE")
+    if rules_file is not None:
+        from sentinel.alerts.rules import RuleError, load_config_rules
+
+        try:
+            load_config_rules(rules_file, allow_private=allow_private_targets, env=env)
+        except RuleError as exc:
+            raise SettingsError(f"SENTINEL_ALERT_RULES_FILE: {exc}") from None
     return Settings(
         backend="oracle" if backend == "oracle" else "sqlite",
         data_dir=Path(_text(env, "SENTINEL_DATA_DIR") or "./sentinel-data"),
@@ -258,6 +286,17 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev_mode: bool | None
         ingest_stall_sec=_float(env, "SENTINEL_INGEST_STALL_SEC", 30.0, 1.0, 86_400.0),
         dev_mode=_bool(env, "SENTINEL_DEV_MODE", False) if dev_mode is None else dev_mode,
         runtime_dir=Path(runtime) if (runtime := _text(env, "SENTINEL_RUNTIME_DIR")) else None,
+        baseline_window=_int(env, "SENTINEL_BASELINE_WINDOW", 100, 5, 10_000),
+        slow_factor=_float(env, "SENTINEL_SLOW_FACTOR", 1.5, 1.0, 100.0),
+        slow_min_runs=_int(env, "SENTINEL_SLOW_MIN_RUNS", 5, 1, 10_000),
+        alert_admin_role=_identifier(env, "SENTINEL_ALERT_ADMIN_ROLE", "sentinel-admin", _plain_name),
+        alert_rules_file=rules_file,
+        alert_allow_private_targets=allow_private_targets,
+        alert_max_attempts=_int(env, "SENTINEL_ALERT_MAX_ATTEMPTS", 10, 1, 1000),
+        alert_retry_base_sec=_float(env, "SENTINEL_ALERT_RETRY_BASE_SEC", 2.0, 0.05, 3600.0),
+        alert_retry_max_sec=_float(env, "SENTINEL_ALERT_RETRY_MAX_SEC", 300.0, 0.05, 86_400.0),
+        alert_timeout_sec=_float(env, "SENTINEL_ALERT_TIMEOUT_SEC", 5.0, 0.1, 120.0),
+        alertmanager_repost_sec=_float(env, "SENTINEL_ALERTMANAGER_REPOST_SEC", 60.0, 1.0, 3600.0),
     )
 
 

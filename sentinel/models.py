@@ -7,7 +7,7 @@ stored as text (``metadata``, ``result``, ``details``) travel as ``msgspec.Raw``
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal, overload
+from typing import Annotated, Literal, overload
 
 import msgspec
 
@@ -39,6 +39,13 @@ def raw_json(text: str | bytes | None) -> msgspec.Raw | None:
     return msgspec.Raw(text.encode() if isinstance(text, str) else text)
 
 
+class EtaBand(msgspec.Struct, kw_only=True):
+    """When a running process is expected to end (see ``sentinel.baselines.eta_band``)."""
+
+    earliest: datetime
+    latest: datetime
+
+
 class ProcessStatus(msgspec.Struct, kw_only=True):
     """The status document of one process (SPEC section 3)."""
 
@@ -63,6 +70,28 @@ class ProcessStatus(msgspec.Struct, kw_only=True):
     metadata: msgspec.Raw | None = None
     event_count: int = 0
     log_count: int = 0
+    # Baselines (sentinel.baselines): additive, null or false while the process has none.
+    expected_duration_ms: Annotated[
+        int | None,
+        msgspec.Meta(
+            description="median duration of the last completed runs of this process (type, name, package, "
+            "procedure); for an ended run, the median it was judged against"
+        ),
+    ] = None
+    eta_band: Annotated[
+        EtaBand | None,
+        msgspec.Meta(
+            description="running only: expected end, from started_at + the median and + the 90th percentile, "
+            "moved toward estimated_completion in proportion to the progress reported"
+        ),
+    ] = None
+    slow: Annotated[
+        bool,
+        msgspec.Meta(
+            description="elapsed (or, once ended, the duration) above the 90th percentile times "
+            "SENTINEL_SLOW_FACTOR, with at least SENTINEL_SLOW_MIN_RUNS past runs"
+        ),
+    ] = False
 
 
 class LogEntry(msgspec.Struct, kw_only=True):

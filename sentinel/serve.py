@@ -198,6 +198,12 @@ def serve(
             MULTIPROC_ENV: str(metrics_dir),
         }
     )
+    if demo and settings.alert_rules_file is None:
+        # Alert rules on the demo's profiled procedures (sentinel.simulate_profiles), so a slow run alerts.
+        from sentinel.simulate_profiles import write_demo_rules
+
+        env["SENTINEL_ALERT_RULES_FILE"] = str(write_demo_rules(runtime_dir, ("acme", "globex")))
+        env["SENTINEL_ALERT_ALLOW_PRIVATE_TARGETS"] = "1"
     _banner(settings, host, port, workers)
     supervisor = Supervisor(settings, env)
     supervisor.metrics_dir = metrics_dir
@@ -256,6 +262,8 @@ def serve(
                 "acme",
                 "--tenant",
                 "globex",
+                "--profile-runs",
+                "20",
                 "--quiet",
             )
             log.info("demo traffic: ~%.0f events/s for tenants acme and globex", demo_rate)

@@ -43,6 +43,7 @@ class SimulationConfig:
     concurrency: int = 50
     seed: int | None = None
     prefix: str = ""
+    profile_runs: int = 0  # runs per procedure of sentinel.simulate_profiles sent first (baselines demo)
 
 
 def _ts(moment: datetime) -> str:
@@ -125,6 +126,10 @@ def generate(cfg: SimulationConfig) -> Iterator[bytes]:
         live.append(_process_events(rnd, cfg, tenant, f"{prefix}-{number:06d}"))
         return True
 
+    if cfg.profile_runs:
+        from sentinel.simulate_profiles import encoded_profile_events
+
+        yield from encoded_profile_events(cfg.tenants, cfg.profile_runs, rnd, prefix)
     while len(live) < cfg.concurrency and admit():
         pass
     while live:

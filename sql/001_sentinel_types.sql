@@ -1,4 +1,4 @@
--- Process Sentinel for Oracle 19c+, script 1 of 5: SQL types.
+-- Process Sentinel for Oracle 19c+, script 1 of 7: SQL types.
 --
 -- Run in order as the schema owner: 001 .. 004 (and 005 on Enterprise Edition), with SQL*Plus
 -- (sqlplus owner@db @sql/001_sentinel_types.sql) or with `sentinel migrate --oracle`, which splits

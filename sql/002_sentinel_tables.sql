@@ -1,4 +1,4 @@
--- Process Sentinel for Oracle 19c+, script 2 of 5: tables.
+-- Process Sentinel for Oracle 19c+, script 2 of 7: tables.
 --
 -- The same model as the embedded schema (sentinel/store/sqlite_migrations/0001_initial.sql):
 --   * every time is NUMBER(19): integer microseconds since 1970-01-01 UTC, exactly what the ingest

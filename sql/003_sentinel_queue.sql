@@ -1,4 +1,4 @@
--- Process Sentinel for Oracle 19c+, script 3 of 5: the event queue.
+-- Process Sentinel for Oracle 19c+, script 3 of 7: the event queue.
 --
 -- A classic AQ queue with RAW payloads: each message is one UTF-8 JSON event (SPEC section 2).
 -- RAW works on 19c, in python-oracledb's thin mode (no Instant Client), and with array dequeue

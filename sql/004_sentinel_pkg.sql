@@ -1,4 +1,4 @@
--- Process Sentinel for Oracle 19c+, script 4 of 5: sentinel_pkg, the PL/SQL SDK.
+-- Process Sentinel for Oracle 19c+, script 4 of 7: sentinel_pkg, the PL/SQL SDK.
 --
 -- A procedure reports its life as events (SPEC section 2) that the package builds with JSON_OBJECT
 -- (so every value is escaped properly), stamps with a unique event_id (SYS_GUID) and an RFC 3339

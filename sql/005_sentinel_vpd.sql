@@ -1,4 +1,4 @@
--- Process Sentinel for Oracle 19c+, script 5 of 5 (optional, Enterprise Edition): row-level security.
+-- Process Sentinel for Oracle 19c+, script 5 of 7 (optional, Enterprise Edition): row-level security.
 --
 -- Sentinel already filters every read on the caller's tenant with a bind variable. This script adds a
 -- second, independent wall in the database itself (Virtual Private Database, DBMS_RLS):

@@ -1,4 +1,4 @@
--- Process Sentinel for Oracle 19c+, script 6: what the web dashboard's live feed asks of every open page.
+-- Process Sentinel for Oracle 19c+, script 6 of 7: what the web dashboard's live feed asks of every open page.
 --
 -- "Which of this tenant's processes changed since t" is a range scan of the first index instead of a
 -- walk through all of the tenant's rows, and "how many in each status" is counted from the second

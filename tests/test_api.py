@@ -58,6 +58,10 @@ STATUS_KEYS = {
     "metadata",
     "event_count",
     "log_count",
+    # additive baseline fields (sentinel.baselines, tests/test_baselines.py)
+    "expected_duration_ms",
+    "eta_band",
+    "slow",
 }
 LOG_KEYS = {
     "seq",

@@ -28,6 +28,13 @@ OPERATIONS = [
     ("GET", "/status/{process_id}"),
     ("GET", "/logs/{process_id}"),
     ("POST", "/events"),
+    ("GET", "/baselines"),
+    ("GET", "/alert-rules"),
+    ("POST", "/alert-rules"),
+    ("GET", "/alert-rules/{rule_id}"),
+    ("PUT", "/alert-rules/{rule_id}"),
+    ("DELETE", "/alert-rules/{rule_id}"),
+    ("GET", "/alert-deliveries"),
 ]
 SEEDED = "seeded-process"
 EXAMPLES = 30
@@ -47,9 +54,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 
 @pytest.fixture(scope="module")
 def token(server: ApiServer) -> str:
-    """A dev token (tenant with the ingest role) minted by ``sentinel token``; the tenant has a process
+    """A dev token (tenant with the ingest and alert-admin roles) minted by ``sentinel token``; the tenant has a process
     with logs, so generated requests also meet real documents, not only 404s."""
-    token = server.dev_token(unique("fuzz-tenant"))
+    token = server.dev_token(unique("fuzz-tenant"), "sentinel-ingest", "sentinel-admin")
     with server.client(token) as http:
         answer = http.post(
             "/events",

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -69,6 +70,18 @@ KNOWN_SETTINGS = frozenset(
         "SENTINEL_MAX_BODY_BYTES",
         "SENTINEL_DRAIN_SECONDS",
         "PROMETHEUS_MULTIPROC_DIR",
+        # baselines and alerts (README "Baselines and alerts")
+        "SENTINEL_BASELINE_WINDOW",
+        "SENTINEL_SLOW_FACTOR",
+        "SENTINEL_SLOW_MIN_RUNS",
+        "SENTINEL_ALERT_ADMIN_ROLE",
+        "SENTINEL_ALERT_RULES_FILE",
+        "SENTINEL_ALERT_ALLOW_PRIVATE_TARGETS",
+        "SENTINEL_ALERT_MAX_ATTEMPTS",
+        "SENTINEL_ALERT_RETRY_BASE_SEC",
+        "SENTINEL_ALERT_RETRY_MAX_SEC",
+        "SENTINEL_ALERT_TIMEOUT_SEC",
+        "SENTINEL_ALERTMANAGER_REPOST_SEC",
     }
 )
 SECRET_SETTINGS = frozenset({"ORACLE_USER", "ORACLE_PASSWORD", "ORACLE_WALLET_PASSWORD"})
@@ -111,6 +124,11 @@ def _load_documents() -> list[tuple[str, dict[str, Any]]]:
 
 
 DOCUMENTS = _load_documents()
+CRD_SCHEMAS = {
+    "PrometheusRule": jsonschema.Draft202012Validator(
+        json.loads((REPO / "tests" / "schemas" / "prometheusrule-v1.json").read_text(encoding="utf-8"))
+    )
+}
 
 
 def _doc_id(entry: tuple[str, dict[str, Any]]) -> str:
@@ -194,6 +212,7 @@ def test_manifests_present() -> None:
             "Service",
             "PodDisruptionBudget",
             "HorizontalPodAutoscaler",
+            "PrometheusRule",
         ]
     )
 
@@ -201,6 +220,10 @@ def test_manifests_present() -> None:
 @pytest.mark.parametrize("entry", DOCUMENTS, ids=_doc_id)
 def test_document_matches_kubernetes_schema(entry: tuple[str, dict[str, Any]]) -> None:
     filename, document = entry
+    if document.get("kind") in CRD_SCHEMAS:  # custom resources: the CRD's schema (tests/test_prometheus_rules.py)
+        errors = sorted(CRD_SCHEMAS[document["kind"]].iter_errors(document), key=str)
+        assert not errors, f"{_doc_id(entry)}: " + "; ".join(f"{list(e.path)}: {e.message}" for e in errors)
+        return
     try:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
     except kubernetes_validate.ValidationError as err:

@@ -26,6 +26,7 @@ import oracledb
 import pytest
 
 from sentinel._core import BatchBuilder, decode_batch
+from sentinel.baselines import EXTRA_COUNT
 from sentinel.config import Settings
 from sentinel.models import from_us
 from sentinel.store import oracle_sql as Q
@@ -39,6 +40,7 @@ from sentinel.store.base import (
 )
 from sentinel.store.oracle import (
     DRIVER_FLOOR,
+    GET_STATUS_WITH_BASELINES,
     OracleConsumer,
     OracleStore,
     check_driver,
@@ -926,7 +928,7 @@ def status_row(**values: Any) -> tuple[Any, ...]:
         metadata='{"k": "v"}',
     )
     base.update(values)
-    return tuple(base[c] for c in PROCESS_COLUMNS)
+    return tuple(base[c] for c in PROCESS_COLUMNS) + (None,) * EXTRA_COUNT  # no baseline
 
 
 def assert_bound(call: Call, tenant: str = TENANT) -> None:
@@ -937,15 +939,15 @@ def assert_bound(call: Call, tenant: str = TENANT) -> None:
 
 
 def test_get_status_binds_the_tenant(driver: Driver, store: OracleStore) -> None:
-    driver.rows[Q.GET_STATUS] = [[status_row()]]
+    driver.rows[GET_STATUS_WITH_BASELINES] = [[status_row()]]
     doc = store.get_status(TENANT, "p1")
     assert doc is not None
     assert doc.tenant_id == TENANT
     assert doc.metadata == msgspec.Raw(b'{"k": "v"}')
-    (query,) = driver.calls("execute", Q.GET_STATUS)
+    (query,) = driver.calls("execute", GET_STATUS_WITH_BASELINES)
     assert_bound(query)
     assert query.params == {"tenant_id": TENANT, "process_id": "p1"}
-    driver.rows[Q.GET_STATUS] = [[]]
+    driver.rows[GET_STATUS_WITH_BASELINES] = [[]]
     assert store.get_status(TENANT, "nope") is None
 
 
@@ -959,7 +961,7 @@ def test_list_processes_binds_every_filter(driver: Driver, store: OracleStore) -
         limit=20,
     )
     store.list_processes(TENANT, query)
-    (query,) = [c for c in driver.calls("execute") if c.sql and c.sql.startswith(Q.SELECT_PROCESS)]
+    (query,) = [c for c in driver.calls("execute") if c.sql and Q.SELECT_PROCESS in c.sql]
     assert_bound(query)
     assert query.params == {
         "tenant_id": TENANT,
@@ -1085,10 +1087,10 @@ def test_vpd_tenant_is_set_and_cleared_around_each_read(driver: Driver, store: O
         == [
             "execute:SELECT COUNT(*) FROM",  # asked once
             "callproc:sentinel_ctx_pkg.set_tenant",
-            f"execute:{' '.join(Q.GET_STATUS.split()[:3])}",
+            f"execute:{' '.join(GET_STATUS_WITH_BASELINES.split()[:3])}",
             "callproc:sentinel_ctx_pkg.clear_context",
             "callproc:sentinel_ctx_pkg.set_tenant",
-            f"execute:{' '.join(Q.GET_STATUS.split()[:3])}",
+            f"execute:{' '.join(GET_STATUS_WITH_BASELINES.split()[:3])}",
             "callproc:sentinel_ctx_pkg.clear_context",
         ]
     )
@@ -1122,7 +1124,7 @@ def test_vpd_housekeeping_uses_the_service_scope(driver: Driver, store: OracleSt
 
 def test_vpd_context_is_cleared_after_a_failed_query(driver: Driver, store: OracleStore) -> None:
     driver.rows[Q.VPD_INSTALLED] = [[(1,)]]
-    driver.fail[Q.GET_STATUS] = [oracledb.DatabaseError(ora(1013, "user requested cancel"))]
+    driver.fail[GET_STATUS_WITH_BASELINES] = [oracledb.DatabaseError(ora(1013, "user requested cancel"))]
     with pytest.raises(StoreError, match="ORA-01013"):
         store.get_status("acme", "p1")
     assert driver.sequence()[-1] == "callproc:sentinel_ctx_pkg.clear_context"
@@ -1221,7 +1223,7 @@ def test_secret_is_created_once(driver: Driver, store: OracleStore) -> None:
 def test_plan_migration_needs_no_database() -> None:
     plan = plan_migration(SQL_DIR)
     assert [name for name, _ in plan][:1] == ["001_sentinel_types.sql"]
-    assert plan[-1][0] == "006_sentinel_dashboard.sql"
+    assert plan[-1][0] == "007_sentinel_alerts.sql"
     assert any(sql.startswith("CREATE OR REPLACE PACKAGE BODY sentinel_pkg") for _, sql in plan)
 
 
@@ -1234,7 +1236,7 @@ def test_migrate_runs_every_statement_and_tolerates_existing_objects(driver: Dri
     assert executed[0] == Q.CREATE_MIGRATIONS
     statements = [sql for _, sql in plan_migration(SQL_DIR)]
     assert [s for s in executed if s in statements] == statements
-    assert len(driver.calls("commit")) == len(list(SQL_DIR.glob("*.sql")))  # one per script
+    assert len(driver.calls("commit")) == len(applied)  # one per script
 
 
 def test_migrate_skips_recorded_scripts_and_reports_compile_errors(driver: Driver, store: OracleStore) -> None:
@@ -1268,8 +1270,8 @@ def test_migrate_skips_vpd_where_the_edition_lacks_it(driver: Driver, store: Ora
     driver.fail["DBMS_RLS.ADD_POLICY"] = [
         oracledb.DatabaseError(ora(439, "feature not enabled: Fine-grained access control"))
     ]
-    applied = store.migrate()
-    assert applied == [p.name for p in sorted(SQL_DIR.glob("*.sql")) if p.name != "005_sentinel_vpd.sql"]
+    scripts = [p.name for p in sorted(SQL_DIR.glob("*.sql"))]
+    assert store.migrate() == [name for name in scripts if "_vpd" not in name]
 
 
 # -- the contract tests' entry point -------------------------------------------------------------------

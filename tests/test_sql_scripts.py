@@ -73,6 +73,7 @@ def test_the_scripts_are_in_order() -> None:
         "004_sentinel_pkg.sql",
         "005_sentinel_vpd.sql",
         "006_sentinel_dashboard.sql",
+        "007_sentinel_alerts.sql",
     ]
     assert [name for name, _ in iter_scripts(SQL_DIR)] == [p.name for p in SCRIPTS]
 
@@ -145,6 +146,7 @@ EXPECTED_COUNTS = {
     "004_sentinel_pkg.sql": (5, 2),
     "005_sentinel_vpd.sql": (4, 3),
     "006_sentinel_dashboard.sql": (2, 0),
+    "007_sentinel_alerts.sql": (15, 1),
 }
 
 

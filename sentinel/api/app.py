@@ -14,6 +14,8 @@ from litestar.types import Receive, Scope, Send
 
 from sentinel import __version__
 from sentinel.api.auth import PrincipalResolver
+from sentinel.api.controllers.alerts import AlertDeliveryController, AlertRuleController
+from sentinel.api.controllers.baselines import BaselineController
 from sentinel.api.controllers.events import EventController
 from sentinel.api.controllers.health import HealthController
 from sentinel.api.controllers.logs import LogController
@@ -84,6 +86,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EventController,
             DashboardController,
             *ui_route_handlers(settings),
+            BaselineController,
+            AlertRuleController,
+            AlertDeliveryController,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from sentinel.alerts.service import start_alerts
 from sentinel.config import Settings
 from sentinel.ingest.worker import IngestWorker
 from sentinel.store import Store, open_store
@@ -115,4 +116,8 @@ def _run(store: Store, settings: Settings, stop: threading.Event, holder: list[I
     holder.append(worker)
     if stop.is_set():
         return
-    worker.run()
+    sender = start_alerts(store, settings)  # status hook + the one alert sender of this database
+    try:
+        worker.run()
+    finally:
+        sender.stop()

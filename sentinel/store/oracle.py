@@ -28,7 +28,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -40,8 +40,10 @@ from typing import Any, Final, cast
 import msgspec
 import oracledb
 
+from sentinel import baselines
 from sentinel._core import DEDUPE_COLUMNS, LOG_COLUMNS, STATUS_COLUMNS, Batch
 from sentinel._core._shared import BAD_TIMESTAMP, MAX_EVENT_BYTES
+from sentinel.alerts.oracle_dialect import oracle_names
 from sentinel.config import Settings, SettingsError, load_settings
 from sentinel.models import DeadLetter, LogEntry, ProcessStatus, from_us, to_us
 from sentinel.store import oracle_sql as Q
@@ -65,6 +67,9 @@ log = logging.getLogger(__name__)
 # before it the keyword is taken as a bind and every read fails with DPY-2005). pyproject.toml's
 # "oracledb>=" says the same (tests/test_oracle_adapter.py checks both, and the installed driver).
 DRIVER_FLOOR: Final = "3.4.0"
+
+GET_STATUS_WITH_BASELINES: Final = oracle_names(baselines.with_baselines(Q.GET_STATUS, None, " "))
+
 POOL_PING_INTERVAL_S: Final = 60  # ping a pooled connection idle this long before handing it out
 POOL_IDLE_TIMEOUT_S: Final = 300  # close surplus idle pooled connections after this
 POOL_WAIT_TIMEOUT_MS: Final = 10_000  # an exhausted pool fails an acquire after this, not never
@@ -253,6 +258,9 @@ class OracleStore:
 
     backend = "oracle"
 
+    # Run inside every transaction that may change statuses, before it commits (sentinel.alerts.service).
+    status_hook: Callable[[oracledb.Connection], None] | None = None
+
     @classmethod
     def from_settings(cls, settings: Settings) -> OracleStore:
         return cls(settings)
@@ -270,6 +278,7 @@ class OracleStore:
         self._vpd: bool | None = None  # whether 005_sentinel_vpd.sql is installed (asked once)
         self._partitioned = True  # sentinel_logs has daily partitions, until a DROP PARTITION says not
         self._queue_view: str | None = None
+        self.baseline_policy = baselines.BaselinePolicy.from_settings(settings)
 
     # connections ----------------------------------------------------------------------------
     @property
@@ -489,6 +498,8 @@ class OracleStore:
                 },
             )
             count = cursor.rowcount
+            if count and self.status_hook is not None:
+                self.status_hook(conn)
             conn.commit()
         return int(count)
 
@@ -580,8 +591,12 @@ class OracleStore:
         return rows
 
     def get_status(self, tenant_id: str, process_id: str) -> ProcessStatus | None:
-        rows = self._fetch(tenant_id, Q.GET_STATUS, {"tenant_id": tenant_id, "process_id": process_id})
-        return status_from_row(rows[0]) if rows else None
+        rows = self._fetch(tenant_id, GET_STATUS_WITH_BASELINES, {"tenant_id": tenant_id, "process_id": process_id})
+        return self._status(rows[0]) if rows else None
+
+    def _status(self, row: Sequence[Any]) -> ProcessStatus:
+        process, extra = baselines.split_row(row)
+        return baselines.apply(status_from_row(process), extra, self.baseline_policy)
 
     @staticmethod
     def _process_filters(tenant_id: str, query: ProcessQuery, *, with_status: bool) -> tuple[list[str], dict[str, Any]]:
@@ -627,7 +642,8 @@ class OracleStore:
             order = "last_seen_at DESC, process_id"
         params["limit"] = query.limit
         sql = f"{Q.SELECT_PROCESS} WHERE {' AND '.join(where)} ORDER BY {order} FETCH FIRST :limit ROWS ONLY"
-        return [status_from_row(row) for row in self._fetch(tenant_id, sql, params)]
+        sql = oracle_names(baselines.with_baselines(sql, baselines.outer_order(order), " "))
+        return [self._status(row) for row in self._fetch(tenant_id, sql, params)]
 
     def count_processes(self, tenant_id: str, query: ProcessQuery) -> dict[str, int]:
         where, params = self._process_filters(tenant_id, query, with_status=False)
@@ -906,6 +922,8 @@ class OracleConsumer:
             )
             if len(status_rows) > status_errors:
                 self._merge()
+                if self._store.status_hook is not None:
+                    self._store.status_hook(conn)
             dead = [
                 (d.code, d.reason[:MAX_REASON], d.payload, d.enqueued_at, d.dead_at)
                 for d in (*dead_letters, *late, *rejected)

@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import msgspec
 
+from sentinel import baselines
 from sentinel._core import Batch
 from sentinel.models import DeadLetter, LogEntry, ProcessStatus
 from sentinel.store.base import (
@@ -124,7 +125,7 @@ WHERE status = 'RUNNING' AND updated_at < :idle_before
 """
 
 _SELECT_PROCESS = f"SELECT {', '.join(PROCESS_COLUMNS)} FROM processes"
-_GET_STATUS = f"{_SELECT_PROCESS} WHERE tenant_id = ? AND process_id = ?"
+_GET_STATUS = baselines.with_baselines(f"{_SELECT_PROCESS} WHERE tenant_id = ? AND process_id = ?", None, "")
 _SELECT_LOG = f"SELECT {', '.join(LOG_ENTRY_COLUMNS)} FROM logs"
 
 
@@ -200,6 +201,9 @@ def wake_address(path: Path) -> bytes:
 
 class SqliteStore:
     backend = "sqlite"
+    # Run inside every transaction that may change statuses, before it commits (sentinel.alerts.service).
+    status_hook: Callable[[sqlite3.Connection], None] | None = None
+    baseline_policy = baselines.BaselinePolicy()
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -338,7 +342,10 @@ class SqliteStore:
         # updated_at moves too, so a client polling with updated_since sees the change. One write
         # transaction: no message can be queued between the queue test and the update.
         with self.transaction() as conn:
-            return conn.execute(MARK_STALLED, {"now": now, "idle_before": idle_before}).rowcount
+            cursor = conn.execute(MARK_STALLED, {"now": now, "idle_before": idle_before})
+            if cursor.rowcount and self.status_hook is not None:
+                self.status_hook(conn)
+            return cursor.rowcount
 
     def purge(self, logs_before: int, dedupe_before: int) -> tuple[int, int]:
         # In chunks, so the single writer is never held up behind one long delete.
@@ -374,7 +381,10 @@ class SqliteStore:
             row = self._conn().execute(_GET_STATUS, (tenant_id, process_id)).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite: {exc}") from exc
-        return None if row is None else status_from_row(row)
+        if row is None:
+            return None
+        process, extra = baselines.split_row(row)
+        return baselines.apply(status_from_row(process), extra, self.baseline_policy)
 
     @staticmethod
     def _process_filters(tenant_id: str, query: ProcessQuery, *, with_status: bool) -> tuple[list[str], list[Any]]:
@@ -415,7 +425,11 @@ class SqliteStore:
             order = "last_seen_at DESC, process_id"
         params.append(query.limit)
         sql = f"{_SELECT_PROCESS} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
-        return [status_from_row(row) for row in self._read(sql, params)]
+        sql = baselines.with_baselines(sql, baselines.outer_order(order), "")
+        policy = self.baseline_policy
+        return [
+            baselines.apply(status_from_row(p), x, policy) for p, x in map(baselines.split_row, self._read(sql, params))
+        ]
 
     def count_processes(self, tenant_id: str, query: ProcessQuery) -> dict[str, int]:
         where, params = self._process_filters(tenant_id, query, with_status=False)
@@ -586,6 +600,8 @@ class SqliteConsumer:
                     conn.executemany(INSERT_LOGS, batch.log_rows)
                 if batch.status_rows:
                     conn.executemany(UPSERT_STATUS, batch.status_rows)
+                    if self._store.status_hook is not None:
+                        self._store.status_hook(conn)
                 if dead_letters:
                     conn.executemany(
                         INSERT_DEAD,
