@@ -88,4 +88,4 @@ def check_a_wave(store: SqliteStore, settings: Settings) -> None:
 def test_profile_runs_must_be_a_small_count(tmp_path: Path) -> None:
     done = sentinel_run("simulate", "--stdout", "--profile-runs", "-3", env=server_env(tmp_path))
     assert done.returncode == 2
-    assert "--profile-runs: expected an integer from 0 to 10000, got '-3'" in done.stderr
+    assert "--profile-runs: expected a whole number from 0 to 10000, got -3" in done.stderr
