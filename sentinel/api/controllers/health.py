@@ -12,7 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sentinel import __version__, _core
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import Health, Readiness
-from sentinel.ingest.service import consumer_is_running, progress_age
+from sentinel.ingest.lock import consumer_is_running, progress_age
 from sentinel.store.base import StoreError
 from sentinel.telemetry import metrics
 
