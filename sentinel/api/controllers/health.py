@@ -75,11 +75,9 @@ class HealthController(Controller):
             metrics.record_queue(stats.depth, stats.oldest_enqueued_at, time.time_ns() // 1000)
         except StoreError as exc:
             log.warning("metrics: queue figures not refreshed: %s", exc)
-        pool = getattr(runtime.store, "pool_stats", None)
-        if pool is not None:
-            busy, opened = pool()
-            metrics.DB_POOL.labels("busy").set(busy)
-            metrics.DB_POOL.labels("open").set(opened)
+        busy, opened = runtime.store.pool_stats()
+        metrics.DB_POOL.labels("busy").set(busy)
+        metrics.DB_POOL.labels("open").set(opened)
         body, content_type = metrics.render()
         # Litestar appends the charset to text types itself; pass the type without it, once.
         return Response(body, media_type=content_type.replace("; charset=utf-8", ""))
