@@ -24,10 +24,10 @@ from sentinel.api.deadlines import body_deadline_middleware
 from sentinel.api.middleware import metrics_middleware, serve_head, single_authorization, tracing_middleware
 from sentinel.api.openapi import RawJsonObjectPlugin, document_status_route
 from sentinel.api.problems import EXCEPTION_HANDLERS
+from sentinel.api.producer import EventProducer
 from sentinel.api.runtime import Runtime
 from sentinel.api.streams import StreamLimiter
 from sentinel.config import Settings, load_settings, require_identity_provider
-from sentinel.ingest.producer import EventProducer
 from sentinel.security import build_verifier
 from sentinel.store import open_store
 from sentinel.telemetry import metrics, tracing
