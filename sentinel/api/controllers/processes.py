@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import unquote_to_bytes
 
 from litestar import Controller, Litestar, Request, asgi, get
 from litestar.di import NamedDependency, Provide
@@ -11,49 +10,20 @@ from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.params import QueryParameter
 from litestar.types import HTTPScope, Receive, Send
 
-from sentinel import _core
 from sentinel.api.auth import provide_principal
 from sentinel.api.openapi import problems
+from sentinel.api.params import NOT_FOUND, exact_process_id, parse_statuses, parse_time
 from sentinel.api.problems import ApiProblem
 from sentinel.api.responses import send_empty, send_json
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import ProcessPage
 from sentinel.api.scope import request_target
-from sentinel.models import STATUSES, to_us
+from sentinel.models import to_us
 from sentinel.security import Principal
 from sentinel.store.base import ProcessQuery
 
-NOT_FOUND = "no such process"
 STATUS_ROUTE = "/status/{process_id}"
 STATUS_PREFIX = b"/status/"
-
-
-def parse_time(name: str, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(_core.parse_timestamp(value))
-    except _core.EventRejected:
-        raise ApiProblem(400, f"{name}: expected an RFC 3339 date-time with offset", code="bad_request") from None
-
-
-def parse_statuses(value: str | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    wanted = tuple(dict.fromkeys(part.strip().upper() for part in value.split(",") if part.strip()))
-    unknown = [s for s in wanted if s not in STATUSES]
-    if not wanted or unknown:
-        raise ApiProblem(400, f"status: expected a comma list of {', '.join(STATUSES)}", code="bad_request")
-    return wanted
-
-
-def exact_process_id(target: bytes, prefix: bytes) -> str:
-    """The process id exactly as sent (it may hold '/', even 'a//b' or 'job/'), from the request target."""
-    tail = target[len(prefix) :] if target.startswith(prefix) else b""
-    try:
-        return unquote_to_bytes(tail).decode()
-    except UnicodeDecodeError:
-        return ""  # no process has such an id: answered as absent
 
 
 class ProcessController(Controller):
