@@ -1,4 +1,9 @@
-"""The Litestar application factory (Granian target: ``sentinel.api.app:create_app``)."""
+"""The Litestar application factory (Granian target: ``sentinel.api.app:create_app``).
+
+The factory only wires: it checks the settings and assembles handlers, middleware and the OpenAPI
+document. Everything that touches the outside (the store, its migration and secrets, the signing keys)
+happens in the lifespan, when the server starts the app, which then builds ``app.state.runtime``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -42,41 +48,53 @@ class SentinelApp(Litestar):
         await serve_head(super().__call__, scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    settings = settings or load_settings()
+def open_runtime(settings: Settings) -> Runtime:
+    """What the handlers share, opened: the store (migrated when embedded), its secrets, the verifier."""
+    store = open_store(settings)
+    try:
+        if store.backend == "sqlite":
+            store.migrate()  # idempotent; the embedded schema must exist before the cursor secret is read
+        return Runtime(
+            settings=settings,
+            store=store,
+            producer=EventProducer(store, max_events_per_commit=max(settings.batch_size, 10_000)),
+            cursors=CursorCodec(store.secret("cursor-hmac")),
+            principals=PrincipalResolver(build_verifier(settings, on_fetch=metrics.record_jwks_fetch)),
+            inline_reads=store.backend == "sqlite",
+            streams=StreamLimiter(settings.sse_max_streams, settings.sse_max_streams_per_tenant),
+        )
+    except BaseException:
+        store.close()
+        raise
+
+
+def app_config(settings: Settings) -> AppConfig:
+    """The app's configuration, built without I/O; ``create_app`` makes the app of it."""
     require_identity_provider(settings)
     traced = tracing.configure_tracing()
-    store = open_store(settings)
-    if store.backend == "sqlite":
-        store.migrate()  # idempotent; the embedded schema must exist before the cursor secret is read
-    verifier = build_verifier(settings, on_fetch=metrics.record_jwks_fetch)
-    runtime = Runtime(
-        settings=settings,
-        store=store,
-        producer=EventProducer(store, max_events_per_commit=max(settings.batch_size, 10_000)),
-        cursors=CursorCodec(store.secret("cursor-hmac")),
-        principals=PrincipalResolver(verifier),
-        inline_reads=store.backend == "sqlite",
-        streams=StreamLimiter(settings.sse_max_streams, settings.sse_max_streams_per_tenant),
-    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         metrics.record_build_info()
-        await verifier.start()
-        await runtime.producer.start()
-        flusher = asyncio.create_task(metrics.HTTP.flush_periodically(), name="http-metrics-flush")
+        runtime = open_runtime(settings)
+        app.state.runtime = runtime
+        verifier = runtime.principals.verifier
         try:
-            yield
+            await verifier.start()
+            await runtime.producer.start()
+            flusher = asyncio.create_task(metrics.HTTP.flush_periodically(), name="http-metrics-flush")
+            try:
+                yield
+            finally:
+                flusher.cancel()
+                await asyncio.gather(flusher, return_exceptions=True)
+                await runtime.producer.close()
         finally:
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
-            await runtime.producer.close()
             await verifier.close()
-            store.close()
+            runtime.store.close()
             tracing.shutdown()
 
-    app = SentinelApp(
+    return AppConfig(
         route_handlers=[HealthController, ProcessController, LogController, EventController],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -101,7 +119,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    app = SentinelApp.from_config(app_config(settings or load_settings()))
     document_status_route(app)
-    app.state.runtime = runtime
-    app.state.principals = runtime.principals
     return app

@@ -1,4 +1,4 @@
-"""What every request handler shares in one worker process, built once by the app factory."""
+"""What every request handler shares in one worker process, opened once by the app's lifespan."""
 
 from __future__ import annotations
 
