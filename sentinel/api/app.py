@@ -21,6 +21,7 @@ from litestar.types import Receive, Scope, Send
 
 from sentinel import __version__
 from sentinel.api.auth import PrincipalResolver
+from sentinel.api.controllers import status
 from sentinel.api.controllers.events import EventController
 from sentinel.api.controllers.health import HealthController
 from sentinel.api.controllers.logs import LogController
@@ -28,7 +29,7 @@ from sentinel.api.controllers.processes import ProcessController
 from sentinel.api.cursors import CursorCodec
 from sentinel.api.deadlines import body_deadline_middleware
 from sentinel.api.middleware import metrics_middleware, serve_head, single_authorization, tracing_middleware
-from sentinel.api.openapi import RawJsonObjectPlugin, document_status_route
+from sentinel.api.openapi import RawJsonObjectPlugin
 from sentinel.api.problems import EXCEPTION_HANDLERS
 from sentinel.api.producer import EventProducer
 from sentinel.api.runtime import Runtime
@@ -95,7 +96,7 @@ def app_config(settings: Settings) -> AppConfig:
             tracing.shutdown()
 
     return AppConfig(
-        route_handlers=[HealthController, ProcessController, LogController, EventController],
+        route_handlers=[HealthController, ProcessController, status.status, LogController, EventController],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[RawJsonObjectPlugin()],
@@ -123,5 +124,5 @@ def app_config(settings: Settings) -> AppConfig:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     app = SentinelApp.from_config(app_config(settings or load_settings()))
-    document_status_route(app)
+    status.document(app)
     return app

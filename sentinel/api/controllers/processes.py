@@ -1,57 +1,26 @@
-"""``GET /status/{process_id}`` and ``GET /processes``: tenant-scoped status reads."""
+"""``GET /processes``: the tenant's processes, filtered and paged (``GET /status`` is in ``status.py``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Litestar, Request, asgi, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.params import QueryParameter
-from litestar.types import HTTPScope, Receive, Send
 
 from sentinel.api.auth import provide_principal
 from sentinel.api.openapi import problems
-from sentinel.api.params import NOT_FOUND, exact_process_id, parse_statuses, parse_time
-from sentinel.api.problems import ApiProblem
-from sentinel.api.responses import send_empty, send_json
+from sentinel.api.params import parse_statuses, parse_time
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import ProcessPage
-from sentinel.api.scope import request_target
 from sentinel.models import to_us
 from sentinel.security import Principal
 from sentinel.store.base import ProcessQuery
-
-STATUS_ROUTE = "/status/{process_id}"
-STATUS_PREFIX = b"/status/"
 
 
 class ProcessController(Controller):
     tags = ["processes"]
     dependencies = {"principal": Provide(provide_principal)}
-
-    @asgi("/status", is_mount=True, copy_scope=False)
-    async def status(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
-        """``GET /status/{process_id}``, the hottest read of the API, as an ASGI handler: Litestar still
-        routes it and handles its errors, but builds no request object, parameter model or response for
-        it. The OpenAPI document gets its entry from ``document_status_route``."""
-        # A mount also matches '/statusx' and every method: answer those as a Litestar route would.
-        target = request_target(scope)
-        if not target.startswith(STATUS_PREFIX):
-            raise NotFoundException()
-        scope["path_template"] = STATUS_ROUTE  # a mount leaves it empty; metrics and traces label by it
-        if scope["method"] != "GET":
-            if scope["method"] == "OPTIONS":
-                await send_empty(send, 204, [(b"allow", b"GET, OPTIONS")])
-                return
-            raise MethodNotAllowedException(headers={"Allow": "GET, OPTIONS"})
-        runtime: Runtime = Litestar.from_scope(scope).state.runtime
-        principal = await runtime.principals.of(scope)
-        found = await runtime.read(runtime.store.get_status, principal.tenant, exact_process_id(target, STATUS_PREFIX))
-        if found is None:
-            # The same answer for "never existed" and "another tenant's": nothing leaks either way.
-            raise ApiProblem(404, NOT_FOUND, code="not_found")
-        await send_json(send, found)
 
     @get(
         "/processes",
