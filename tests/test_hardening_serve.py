@@ -37,7 +37,7 @@ from helpers import event as helper_event
 from sentinel.api.problems import ApiProblem
 from sentinel.api.streams import StreamLimiter, StreamLimitReached
 from sentinel.config import Settings, SettingsError, load_settings
-from sentinel.ingest.service import progress_age, record_progress
+from sentinel.ingest.lock import progress_age, record_progress
 from sentinel.ingest.worker import PROGRESS_INTERVAL, IngestWorker
 from sentinel.store.sqlite import SqliteStore
 

@@ -19,6 +19,7 @@ from apiserver import ApiServer, assert_problem, event, unique, wait_for
 from jwks_server import JwksServer, SigningKey
 from litestar.exceptions import LitestarDeprecationWarning
 from litestar.routes import ASGIRoute, HTTPRoute
+from litestar.testing import TestClient
 
 from sentinel.api.app import create_app
 from sentinel.config import load_settings
@@ -75,6 +76,24 @@ def concrete(path: str, samples: dict[str, str]) -> str:
         assert name in samples, f"{path}: no sample value for the path parameter {name!r}; add one to the test"
         out += head + samples[name]
     return out + rest
+
+
+def test_the_app_factory_only_wires(tmp_path: Path) -> None:
+    """``create_app`` touches nothing outside the process: the store, its schema and secret and the signing
+    keys are opened by the app's lifespan, when the server starts it."""
+    data = tmp_path / "data"
+    settings = load_settings({"SENTINEL_DATA_DIR": str(data)}, dev_mode=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=LitestarDeprecationWarning)  # as in ``app_routes``
+        app = create_app(settings)
+    assert not data.exists()
+    assert getattr(app.state, "runtime", None) is None
+    with TestClient(app) as client:
+        assert settings.sqlite_path.exists()
+        ready = client.get("/ready")
+        assert ready.json()["checks"]["store"] == "ok"
+        assert ready.json()["checks"]["keys"] == "ok"
+        assert_problem(client.get("/status/p-1"), 401)
 
 
 @dataclass

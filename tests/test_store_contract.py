@@ -15,7 +15,7 @@ from helpers import enqueue as enqueue_all
 from sentinel._core import LEVELS
 from sentinel.config import Settings
 from sentinel.models import to_us
-from sentinel.store.base import LogQuery, ProcessQuery
+from sentinel.store.base import LogQuery, ProcessQuery, Store
 from sentinel.store.sqlite import SqliteStore
 
 TERMINAL_OF = {"COMPLETED": "COMPLETED", "ERROR": "FAILED", "CANCELLED": "CANCELLED"}
@@ -1076,3 +1076,14 @@ def test_secret_survives_reopening_the_database(settings: Settings, sqlite_store
         assert elsewhere.secret("hmac") != first
     finally:
         elsewhere.close()
+
+
+def test_the_store_meets_the_protocol(store: Any) -> None:
+    """Every backend implements all of ``Store``, ``pool_stats`` included (``/metrics`` calls it as is)."""
+    assert isinstance(store, Store)
+    store.ping()
+    busy, opened = store.pool_stats()
+    assert type(busy) is int
+    assert type(opened) is int
+    assert 0 <= busy <= opened
+    assert opened >= 1  # the connection that answered the ping

@@ -1,4 +1,9 @@
-"""The Litestar application factory (Granian target: ``sentinel.api.app:create_app``)."""
+"""The Litestar application factory (Granian target: ``sentinel.api.app:create_app``).
+
+The factory only wires: it checks the settings and assembles handlers, middleware and the OpenAPI
+document. Everything that touches the outside (the store, its migration and secrets, the signing keys)
+happens in the lifespan, when the server starts the app, which then builds ``app.state.runtime``.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Receive, Scope, Send
 
 from sentinel import __version__
 from sentinel.api.auth import PrincipalResolver
+from sentinel.api.controllers import status
 from sentinel.api.controllers.alerts import AlertDeliveryController, AlertRuleController
 from sentinel.api.controllers.baselines import BaselineController
 from sentinel.api.controllers.events import EventController
@@ -23,12 +30,12 @@ from sentinel.api.controllers.processes import ProcessController
 from sentinel.api.cursors import CursorCodec
 from sentinel.api.deadlines import body_deadline_middleware
 from sentinel.api.middleware import metrics_middleware, serve_head, single_authorization, tracing_middleware
-from sentinel.api.openapi import RawJsonObjectPlugin, docs_render_plugins, document_status_route
+from sentinel.api.openapi import RawJsonObjectPlugin, docs_render_plugins
 from sentinel.api.problems import EXCEPTION_HANDLERS
+from sentinel.api.producer import EventProducer
 from sentinel.api.runtime import Runtime
 from sentinel.api.streams import StreamLimiter
 from sentinel.config import Settings, load_settings, require_identity_provider
-from sentinel.ingest.producer import EventProducer
 from sentinel.security import build_verifier
 from sentinel.store import open_store
 from sentinel.telemetry import metrics, tracing
@@ -44,44 +51,57 @@ class SentinelApp(Litestar):
         await serve_head(super().__call__, scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    settings = settings or load_settings()
+def open_runtime(settings: Settings) -> Runtime:
+    """What the handlers share, opened: the store (migrated when embedded), its secrets, the verifier."""
+    store = open_store(settings)
+    try:
+        if store.backend == "sqlite":
+            store.migrate()  # idempotent; the embedded schema must exist before the cursor secret is read
+        return Runtime(
+            settings=settings,
+            store=store,
+            producer=EventProducer(store, max_events_per_commit=max(settings.batch_size, 10_000)),
+            cursors=CursorCodec(store.secret("cursor-hmac")),
+            principals=PrincipalResolver(build_verifier(settings, on_fetch=metrics.record_jwks_fetch)),
+            inline_reads=store.backend == "sqlite",
+            streams=StreamLimiter(settings.sse_max_streams, settings.sse_max_streams_per_tenant),
+        )
+    except BaseException:
+        store.close()
+        raise
+
+
+def app_config(settings: Settings) -> AppConfig:
+    """The app's configuration, built without I/O; ``create_app`` makes the app of it."""
     require_identity_provider(settings)
     traced = tracing.configure_tracing()
-    store = open_store(settings)
-    if store.backend == "sqlite":
-        store.migrate()  # idempotent; the embedded schema must exist before the cursor secret is read
-    verifier = build_verifier(settings, on_fetch=metrics.record_jwks_fetch)
-    runtime = Runtime(
-        settings=settings,
-        store=store,
-        producer=EventProducer(store, max_events_per_commit=max(settings.batch_size, 10_000)),
-        cursors=CursorCodec(store.secret("cursor-hmac")),
-        principals=PrincipalResolver(verifier),
-        inline_reads=store.backend == "sqlite",
-        streams=StreamLimiter(settings.sse_max_streams, settings.sse_max_streams_per_tenant),
-    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         metrics.record_build_info()
-        await verifier.start()
-        await runtime.producer.start()
-        flusher = asyncio.create_task(metrics.HTTP.flush_periodically(), name="http-metrics-flush")
+        runtime = open_runtime(settings)
+        app.state.runtime = runtime
+        verifier = runtime.principals.verifier
         try:
-            yield
+            await verifier.start()
+            await runtime.producer.start()
+            flusher = asyncio.create_task(metrics.HTTP.flush_periodically(), name="http-metrics-flush")
+            try:
+                yield
+            finally:
+                flusher.cancel()
+                await asyncio.gather(flusher, return_exceptions=True)
+                await runtime.producer.close()
         finally:
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
-            await runtime.producer.close()
             await verifier.close()
-            store.close()
+            runtime.store.close()
             tracing.shutdown()
 
-    app = SentinelApp(
+    return AppConfig(
         route_handlers=[
             HealthController,
             ProcessController,
+            status.status,
             LogController,
             EventController,
             DashboardController,
@@ -113,7 +133,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
-    document_status_route(app)
-    app.state.runtime = runtime
-    app.state.principals = runtime.principals
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    app = SentinelApp.from_config(app_config(settings or load_settings()))
+    status.document(app)
     return app

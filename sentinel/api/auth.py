@@ -9,11 +9,15 @@ the cache is bounded.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from litestar import Litestar
 from litestar.types import Scope
 
 from sentinel.security import AuthError, Principal, TokenVerifier
+
+if TYPE_CHECKING:
+    from sentinel.api.runtime import Runtime  # which holds a PrincipalResolver
 
 CACHE_SECONDS = 60.0
 CACHE_SIZE = 10_000
@@ -57,8 +61,8 @@ class PrincipalResolver:
 async def provide_principal(scope: Scope) -> Principal:
     """The ``principal`` dependency of handlers that take parameters: Litestar resolves it before it
     validates them, so a request without a valid token is refused before anything else is said."""
-    resolver: PrincipalResolver = Litestar.from_scope(scope).state.principals
-    return await resolver.of(scope)
+    runtime: Runtime = Litestar.from_scope(scope).state.runtime
+    return await runtime.principals.of(scope)
 
 
 def require_ingest(principal: Principal, role: str) -> None:

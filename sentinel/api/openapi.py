@@ -6,18 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar import Litestar
-from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import OpenAPIRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
     OpenAPIMediaType,
-    OpenAPIResponse,
     OpenAPIType,
     Operation,
-    Parameter,
-    PathItem,
-    Reference,
     RequestBody,
     Schema,
 )
@@ -77,50 +71,6 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
             Problem, description=PROBLEM_TEXT[status], media_type="application/problem+json", generate_examples=False
         )
         for status in statuses
-    }
-
-
-def document_status_route(app: Litestar) -> None:
-    """Adds ``GET /status/{process_id}`` to the app's OpenAPI document. It is served by an ASGI handler
-    (see ``ProcessController.status``), which Litestar leaves out of the document; its body is the
-    ``ProcessStatus`` schema that ``GET /processes`` already puts in the components."""
-    document = app.openapi_schema
-    schemas = document.components.schemas or {}
-    missing = {"ProcessStatus", "Problem"} - set(schemas)
-    if missing:
-        raise RuntimeError(f"OpenAPI components lack {sorted(missing)}: GET /status cannot be documented")
-
-    def answer(description: str, media_type: str, schema: str) -> OpenAPIResponse:
-        return OpenAPIResponse(
-            description=description,
-            content={media_type: OpenAPIMediaType(schema=Reference(f"#/components/schemas/{schema}"))},
-        )
-
-    document.paths = {
-        **(document.paths or {}),
-        "/status/{process_id}": PathItem(
-            get=Operation(
-                tags=["processes"],
-                summary="The status document of one process",
-                description="A process id may hold '/' (send it as is or as %2F).",
-                operation_id="StatusProcessIdStatus",
-                parameters=[
-                    Parameter(
-                        name="process_id",
-                        param_in=ParamType.PATH,
-                        required=True,
-                        schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=100),
-                    )
-                ],
-                responses={
-                    "200": answer("the status document", "application/json", "ProcessStatus"),
-                    **{
-                        str(status): answer(PROBLEM_TEXT[status], "application/problem+json", "Problem")
-                        for status in (401, 403, 404)
-                    },
-                },
-            )
-        ),
     }
 
 

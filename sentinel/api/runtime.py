@@ -1,4 +1,4 @@
-"""What every request handler shares in one worker process, built once by the app factory."""
+"""What every request handler shares in one worker process, opened once by the app's lifespan."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 from sentinel.api.auth import PrincipalResolver
 from sentinel.api.cursors import CursorCodec
+from sentinel.api.producer import EventProducer
 from sentinel.api.streams import StreamLimiter
 from sentinel.config import Settings
-from sentinel.ingest.producer import EventProducer
 from sentinel.store.base import Store
 from sentinel.telemetry import tracing
 

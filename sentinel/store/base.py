@@ -152,6 +152,10 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def pool_stats(self) -> tuple[int, int]:
+        """(busy, open) database connections of this process, for the ``sentinel_db_pool_connections`` gauge."""
+        ...
+
     # producers
     def enqueue(self, payloads: Sequence[bytes], priorities: Sequence[int]) -> int:
         """Durably queue raw messages (committed on return)."""

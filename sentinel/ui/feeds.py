@@ -25,12 +25,12 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from sentinel import __version__, _core
 from sentinel.api.auth import provide_principal
-from sentinel.api.controllers.processes import NOT_FOUND, exact_process_id, search_term
 from sentinel.api.openapi import problems
+from sentinel.api.params import NOT_FOUND, exact_process_id, search_term
 from sentinel.api.problems import ApiProblem
 from sentinel.api.runtime import Runtime
 from sentinel.api.scope import request_target
-from sentinel.ingest.service import consumer_is_running
+from sentinel.ingest.lock import consumer_is_running
 from sentinel.models import STATUSES, DeadLetter
 from sentinel.security import AuthError, Principal
 from sentinel.store.base import ProcessQuery, StoreError

@@ -13,9 +13,9 @@ from sentinel._core._shared import MAX_EVENT_BYTES
 from sentinel.api.auth import provide_principal, require_ingest
 from sentinel.api.openapi import PostEventsOperation, problems
 from sentinel.api.problems import ApiProblem
+from sentinel.api.producer import Overloaded
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import Accepted, ItemError
-from sentinel.ingest.producer import Overloaded
 from sentinel.security import Principal
 from sentinel.telemetry import metrics
 

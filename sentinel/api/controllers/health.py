@@ -12,7 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sentinel import __version__, _core
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import Health, Readiness
-from sentinel.ingest.service import consumer_is_running, progress_age
+from sentinel.ingest.lock import consumer_is_running, progress_age
 from sentinel.store.base import StoreError
 from sentinel.telemetry import metrics
 
@@ -75,11 +75,9 @@ class HealthController(Controller):
             metrics.record_queue(stats.depth, stats.oldest_enqueued_at, time.time_ns() // 1000)
         except StoreError as exc:
             log.warning("metrics: queue figures not refreshed: %s", exc)
-        pool = getattr(runtime.store, "pool_stats", None)
-        if pool is not None:
-            busy, opened = pool()
-            metrics.DB_POOL.labels("busy").set(busy)
-            metrics.DB_POOL.labels("open").set(opened)
+        busy, opened = runtime.store.pool_stats()
+        metrics.DB_POOL.labels("busy").set(busy)
+        metrics.DB_POOL.labels("open").set(opened)
         body, content_type = metrics.render()
         # Litestar appends the charset to text types itself; pass the type without it, once.
         return Response(body, media_type=content_type.replace("; charset=utf-8", ""))

@@ -15,8 +15,8 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from sentinel._core import LEVELS
 from sentinel.api.auth import provide_principal
-from sentinel.api.controllers.processes import NOT_FOUND, exact_process_id, parse_time
 from sentinel.api.openapi import problems
+from sentinel.api.params import NOT_FOUND, exact_process_id, parse_time
 from sentinel.api.problems import ApiProblem
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import LogPage

@@ -1,94 +1,28 @@
-"""``GET /status/{process_id}`` and ``GET /processes``: tenant-scoped status reads."""
+"""``GET /processes``: the tenant's processes, filtered and paged (``GET /status`` is in ``status.py``)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Annotated, Any
-from urllib.parse import unquote_to_bytes
 
-from litestar import Controller, Litestar, Request, asgi, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.params import QueryParameter
-from litestar.types import HTTPScope, Receive, Send
 
-from sentinel import _core
 from sentinel.api.auth import provide_principal
 from sentinel.api.openapi import problems
+from sentinel.api.params import parse_statuses, parse_time, search_term
 from sentinel.api.problems import ApiProblem
-from sentinel.api.responses import send_empty, send_json
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import ProcessPage
-from sentinel.api.scope import request_target
-from sentinel.models import STATUSES, ProcessStatus, to_us
+from sentinel.models import ProcessStatus, to_us
 from sentinel.security import Principal
 from sentinel.store.base import ProcessQuery
-
-NOT_FOUND = "no such process"
-STATUS_ROUTE = "/status/{process_id}"
-STATUS_PREFIX = b"/status/"
-
-
-def parse_time(name: str, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        # The event timestamp's grammar and words, with the parameter's name.
-        return int(_core.parse_timestamp(value, name))
-    except _core.EventRejected as exc:
-        raise ApiProblem(400, exc.reason, code="bad_request") from None
-
-
-def parse_statuses(value: str | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    wanted = tuple(dict.fromkeys(part.strip().upper() for part in value.split(",") if part.strip()))
-    unknown = [s for s in wanted if s not in STATUSES]
-    if not wanted or unknown:
-        raise ApiProblem(400, f"status: expected a comma list of {', '.join(STATUSES)}", code="bad_request")
-    return wanted
-
-
-def search_term(q: str | None) -> str | None:
-    """The ``q`` search as the store takes it: surrounding blanks dropped, an empty search is none."""
-    return (q.strip() or None) if q is not None else None
-
-
-def exact_process_id(target: bytes, prefix: bytes) -> str:
-    """The process id exactly as sent (it may hold '/', even 'a//b' or 'job/'), from the request target."""
-    tail = target[len(prefix) :] if target.startswith(prefix) else b""
-    try:
-        return unquote_to_bytes(tail).decode()
-    except UnicodeDecodeError:
-        return ""  # no process has such an id: answered as absent
 
 
 class ProcessController(Controller):
     tags = ["processes"]
     dependencies = {"principal": Provide(provide_principal)}
-
-    @asgi("/status", is_mount=True, copy_scope=False)
-    async def status(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
-        """``GET /status/{process_id}``, the hottest read of the API, as an ASGI handler: Litestar still
-        routes it and handles its errors, but builds no request object, parameter model or response for
-        it. The OpenAPI document gets its entry from ``document_status_route``."""
-        # A mount also matches '/statusx' and every method: answer those as a Litestar route would.
-        target = request_target(scope)
-        if not target.startswith(STATUS_PREFIX):
-            raise NotFoundException()
-        scope["path_template"] = STATUS_ROUTE  # a mount leaves it empty; metrics and traces label by it
-        if scope["method"] != "GET":
-            if scope["method"] == "OPTIONS":
-                await send_empty(send, 204, [(b"allow", b"GET, OPTIONS")])
-                return
-            raise MethodNotAllowedException(headers={"Allow": "GET, OPTIONS"})
-        runtime: Runtime = Litestar.from_scope(scope).state.runtime
-        principal = await runtime.principals.of(scope)
-        found = await runtime.read(runtime.store.get_status, principal.tenant, exact_process_id(target, STATUS_PREFIX))
-        if found is None:
-            # The same answer for "never existed" and "another tenant's": nothing leaks either way.
-            raise ApiProblem(404, NOT_FOUND, code="not_found")
-        await send_json(send, found)
 
     @get(
         "/processes",
