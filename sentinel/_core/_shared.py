@@ -1,4 +1,4 @@
-"""What the compiled core and its pure-Python twin share: the wire struct, codes and reason texts.
+"""What the compiled core and its pure-Python twin share: codes, limits and reason texts.
 
 Both implementations parse JSON with the same msgspec decoder and word every rejection with the
 functions below, so a message is rejected for the same reason, in the same words, by either one.
@@ -105,38 +105,6 @@ REJECT_CODES: Final = (
     BAD_TIMESTAMP,
     FOREIGN_TENANT,
 )
-
-
-class EventWire(msgspec.Struct, omit_defaults=True, gc=False):
-    """One event as it crosses the wire. Fields are loosely typed on purpose: the core checks them
-    itself so that every rule breaks with a reason naming the field, and unknown fields are skipped
-    by the parser without being built."""
-
-    event_id: Any = None
-    event_type: Any = None
-    process_id: Any = None
-    tenant_id: Any = None
-    timestamp: Any = None
-    process_name: Any = None
-    process_type: Any = None
-    package_name: Any = None
-    procedure_name: Any = None
-    correlation_id: Any = None
-    metadata: msgspec.Raw = msgspec.Raw()
-    step: Any = None
-    percent: Any = None
-    message: Any = None
-    level: Any = None
-    details: msgspec.Raw = msgspec.Raw()
-    component: Any = None
-    trace_id: Any = None
-    span_id: Any = None
-    duration_us: Any = None
-    result: msgspec.Raw = msgspec.Raw()
-    error_code: Any = None
-    error_message: Any = None
-    stack_trace: Any = None
-    reason: Any = None
 
 
 class EventRejected(ValueError):

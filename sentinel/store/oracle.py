@@ -40,7 +40,8 @@ from typing import Any, Final, cast
 import msgspec
 import oracledb
 
-from sentinel._core import DEDUPE_COLUMNS, LOG_COLUMNS, STATUS_COLUMNS, Batch
+from sentinel._core import DEDUPE_COLUMNS, EVENT_FIELDS, LOG_COLUMNS, STATUS_COLUMNS, Batch, EventField
+from sentinel._core._schema import HEX, IDENT, JSON_OBJECT, NUMBER, TEXT
 from sentinel._core._shared import BAD_TIMESTAMP, MAX_EVENT_BYTES
 from sentinel.config import Settings, SettingsError, load_settings
 from sentinel.models import DeadLetter, LogEntry, ProcessStatus, to_us
@@ -639,39 +640,33 @@ _key_decoder = msgspec.json.Decoder(_Key)
 # setinputsizes per statement, in bind order, from the columns the core's rows hold. Strings: their
 # longest length in characters (the driver grows the buffer for a longer value); CLOB and BLOB
 # columns: LONG and LONG RAW, which the database takes for LOB inserts of any length; numbers (all
-# times are microseconds) and the percentage by type. A column missing here fails at import.
+# times are microseconds) and the percentage by type. The event's own columns come from its
+# declaration (``sentinel._core.EVENT_FIELDS``); a column missing here fails at import.
 _NUMBER = oracledb.DB_TYPE_NUMBER
 _LONG = oracledb.DB_TYPE_LONG
+VARCHAR2_CHARS: Final = 1_000  # longer text is a CLOB: 4000 bytes hold 1000 characters of any kind
+
+
+def event_bind_type(field: EventField) -> Any:
+    """The bind type of the column keeping an event field (``EventField.column``)."""
+    if field.kind == JSON_OBJECT or (field.max_length or 0) > VARCHAR2_CHARS:
+        return _LONG
+    if field.kind == HEX:
+        return field.digits
+    if field.kind in (IDENT, TEXT):
+        return field.max_length
+    return oracledb.DB_TYPE_BINARY_DOUBLE if field.kind == NUMBER else _NUMBER
+
+
 _BIND_TYPES: Final[dict[str, Any]] = {
-    "tenant_id": 50,
-    "process_id": 100,
-    "event_id": 64,
-    "process_name": 200,
-    "process_type": 200,
-    "package_name": 200,
-    "procedure_name": 200,
-    "correlation_id": 200,
-    "current_step": 200,
-    "component": 200,
-    "error_code": 200,
-    "trace_id": 32,
-    "span_id": 16,
+    **{field.column: event_bind_type(field) for field in EVENT_FIELDS if field.column},
     "terminal_status": 10,
     "code": 40,
     "reason": MAX_REASON,
-    "level": _NUMBER,
     "terminal_rank": _NUMBER,
     "event_count": _NUMBER,
     "log_count": _NUMBER,
-    "duration_us": _NUMBER,
     "ts": _NUMBER,
-    "progress_percent": oracledb.DB_TYPE_BINARY_DOUBLE,
-    "message": _LONG,
-    "details": _LONG,
-    "metadata": _LONG,
-    "error_message": _LONG,
-    "stack_trace": _LONG,
-    "result": _LONG,
     "payload": oracledb.DB_TYPE_LONG_RAW,
 }
 
