@@ -17,7 +17,7 @@ import msgspec
 import oracledb
 import pytest
 
-from sentinel._core import DEDUPE_COLUMNS, LOG_COLUMNS, STATUS_COLUMNS, _decoder_py, _schema
+from sentinel._core import DEDUPE_COLUMNS, LOG_COLUMNS, STATUS_COLUMNS, _decoder_py, _schema, _shared
 from sentinel._core._schema import EVENT_ATTRS, EVENT_FIELDS, JSON_OBJECT, TEXT, WIRE_FIELDS, EventField
 from sentinel.api.openapi import event_schema
 
@@ -48,6 +48,19 @@ def test_generated_files_are_up_to_date() -> None:
     """``make gen`` has been run since the declaration last changed (``tools/gen_core.py --check``)."""
     assert gen_core.stale() == []
     assert gen_core.main(["gen_core.py", "--check"]) == 0
+
+
+def test_constants_pxi_follows_shared() -> None:
+    """The C enum both .pyx files include is ``_shared``'s event type codes."""
+    text = (CORE / "_constants.pxi").read_text()
+    enum = dict(re.findall(r"^    (\w+) = (\d+)$", text, re.M))
+    assert {name: int(code) for name, code in enum.items()} == _shared.EVENT_TYPE_CODES
+    for name, code in _shared.EVENT_TYPE_CODES.items():
+        assert getattr(_shared, name) == code
+    for pyx in ("_decoder_c.pyx", "_batch_c.pyx"):
+        source = (CORE / pyx).read_text()
+        assert 'include "_constants.pxi"' in source
+        assert "    STARTED = 0" not in source, f"{pyx} declares the event codes again"
 
 
 def test_a_drifted_generated_block_is_caught(tmp_path: Path) -> None:

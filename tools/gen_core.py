@@ -102,6 +102,7 @@ def with_block(text: str, block: list[str], path: Path) -> str:
 def outputs() -> dict[Path, str]:
     """Every generated file, as it should read."""
     expected = {
+        CORE / "_constants.pxi": constants_pxi(),
         CORE / "_event_fields.pxi": event_fields_pxi(),
     }
     for name, block in (

@@ -13,14 +13,7 @@ from sentinel._core._decoder_c cimport Event
 
 from sentinel._core import _shared as S
 
-cdef enum:
-    STARTED = 0
-    HEARTBEAT = 1
-    PROGRESS = 2
-    LOG = 3
-    COMPLETED = 4
-    ERROR = 5
-    CANCELLED = 6
+include "_constants.pxi"
 
 cdef Py_ssize_t LOG_WIDTH = len(S.LOG_COLUMNS)
 cdef Py_ssize_t STATUS_WIDTH = len(S.STATUS_COLUMNS)

@@ -40,14 +40,7 @@ cdef dict _TYPE_CODES = S.EVENT_TYPE_CODES
 cdef dict _LEVEL_CODES = S.LEVEL_CODES
 cdef tuple _PRIORITIES = S.PRIORITIES
 
-cdef enum:
-    STARTED = 0
-    HEARTBEAT = 1
-    PROGRESS = 2
-    LOG = 3
-    COMPLETED = 4
-    ERROR = 5
-    CANCELLED = 6
+include "_constants.pxi"
 
 # F_* (the wire fields' positions), WIRE_FIELDS, _event_tuple and _init_event, from _schema.EVENT_FIELDS.
 include "_event_fields.pxi"

@@ -2,7 +2,8 @@
 
 Both implementations parse JSON with the same msgspec decoder and word every rejection with the
 functions below, so a message is rejected for the same reason, in the same words, by either one.
-The numeric codes are repeated as C enums in ``_constants.pxi``; ``tests/test_core.py`` checks they agree.
+The event type codes reach the compiled core as C enums in ``_constants.pxi``, which ``make gen``
+(``tools/gen_core.py``) writes from ``EVENT_TYPES``; ``tests/test_schema.py`` fails when it drifts.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ MAX_DURATION_US: Final = 2**63 - 1
 # message holds at most 32,767 bytes. POST /events refuses a larger event (naming its index), and
 # sentinel_pkg (sql/004, c_max_event_bytes) trims its fields to fit and marks the event as trimmed.
 MAX_EVENT_BYTES: Final = 32_767
+# Events in one POST /events body (the core's prepare_http refuses more, and the API answers 413).
+MAX_EVENTS: Final = 10_000
 
 # Column order of the rows the core hands to ``executemany``; the store's SQL binds in this order.
 LOG_COLUMNS: Final = (

@@ -25,6 +25,7 @@ from litestar.typing import FieldDefinition
 
 from sentinel._core import EVENT_FIELDS, EventField
 from sentinel._core._schema import CHOICE, HEX, IDENT, INTEGER, JSON_OBJECT, NUMBER, TIMESTAMP
+from sentinel._core._shared import MAX_EVENTS, MAX_PROCESS_ID
 from sentinel.api.schemas import Problem
 
 
@@ -91,7 +92,7 @@ def document_status_route(app: Litestar) -> None:
                         name="process_id",
                         param_in=ParamType.PATH,
                         required=True,
-                        schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=100),
+                        schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_PROCESS_ID),
                     )
                 ],
                 responses={
@@ -145,10 +146,10 @@ class PostEventsOperation(Operation):
     def __post_init__(self) -> None:
         self.request_body = RequestBody(
             required=True,
-            description="one event, or an array of at most 10,000",
+            description=f"one event, or an array of at most {MAX_EVENTS:,}",
             content={
                 "application/json": OpenAPIMediaType(
-                    schema=Schema(one_of=[_EVENT, Schema(type=OpenAPIType.ARRAY, items=_EVENT, max_items=10_000)])
+                    schema=Schema(one_of=[_EVENT, Schema(type=OpenAPIType.ARRAY, items=_EVENT, max_items=MAX_EVENTS)])
                 )
             },
         )

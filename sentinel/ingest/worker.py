@@ -18,6 +18,7 @@ from opentelemetry import trace
 
 from sentinel import _core
 from sentinel.config import Settings
+from sentinel.models import now_us
 from sentinel.store.base import Consumer, DeadLetterRow, DuplicateKeys, QueuedMessage, Store, StoreError
 from sentinel.telemetry import metrics, tracing
 
@@ -30,10 +31,6 @@ HOUSEKEEPING_INTERVAL = 1.0
 PURGE_INTERVAL = 3600.0
 MAX_BACKOFF = 5.0
 MAX_REBUILDS = 3
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class Chunk(NamedTuple):

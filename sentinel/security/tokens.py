@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 
+from sentinel._core._shared import MAX_TENANT_ID as _MAX_TENANT_LENGTH
 from sentinel.security.jwks import KID_PATTERN, SUPPORTED_ALGORITHMS, JwksCache
 
 __all__ = ["AuthError", "Principal", "TokenVerifier", "require_role"]
@@ -22,8 +23,6 @@ __all__ = ["AuthError", "Principal", "TokenVerifier", "require_role"]
 # because a legitimate issuer using a JWKS has no reason to send them. x5c is merely ignored: some
 # providers include the certificate chain, and the key is still taken only from the JWKS.
 _FORBIDDEN_HEADERS = ("jku", "x5u", "jwk")
-
-_MAX_TENANT_LENGTH = 50
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from sentinel._core import DEDUPE_COLUMNS, EVENT_FIELDS, LOG_COLUMNS, STATUS_COL
 from sentinel._core._schema import HEX, IDENT, JSON_OBJECT, NUMBER, TEXT
 from sentinel._core._shared import BAD_TIMESTAMP, MAX_EVENT_BYTES
 from sentinel.config import Settings, SettingsError, load_settings
-from sentinel.models import DeadLetter, LogEntry, ProcessStatus, to_us
+from sentinel.models import DeadLetter, LogEntry, ProcessStatus, now_us, to_us
 from sentinel.store import oracle_sql as Q
 from sentinel.store.base import (
     CommitOutcome,
@@ -231,10 +231,6 @@ def _message(exc: BaseException) -> str:
 
 def _session_dead(exc: BaseException) -> bool:
     return bool(getattr(_error(exc), "is_session_dead", False))
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def _utc_us(moment: datetime | None) -> int | None:

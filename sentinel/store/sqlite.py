@@ -24,7 +24,7 @@ from typing import Any, Final
 import msgspec
 
 from sentinel._core import Batch
-from sentinel.models import DeadLetter, LogEntry, ProcessStatus
+from sentinel.models import DeadLetter, LogEntry, ProcessStatus, now_us
 from sentinel.store.base import (
     CommitOutcome,
     DeadLetterRow,
@@ -109,10 +109,6 @@ ENQUEUE: Final = "INSERT INTO queue (priority, enqueued_at, payload) VALUES (?, 
 _SELECT_PROCESS = f"SELECT {', '.join(PROCESS_COLUMNS)} FROM processes"
 _GET_STATUS = f"{_SELECT_PROCESS} WHERE tenant_id = ? AND process_id = ?"
 _SELECT_LOG = f"SELECT {', '.join(LOG_ENTRY_COLUMNS)} FROM logs"
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def begin_immediate(conn: sqlite3.Connection, timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
