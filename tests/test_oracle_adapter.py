@@ -22,12 +22,12 @@ from typing import Any
 from unittest import mock
 
 import msgspec
+import oracle_scratch
 import oracledb
 import pytest
 
 from sentinel._core import BatchBuilder, decode_batch
 from sentinel.config import Settings
-from sentinel.store import oracle_sql as Q
 from sentinel.store.base import (
     DeadLetterRow,
     DuplicateKeys,
@@ -38,15 +38,13 @@ from sentinel.store.base import (
 )
 from sentinel.store.oracle import (
     DRIVER_FLOOR,
-    OracleConsumer,
     OracleStore,
     check_driver,
     driver_release,
     init_session,
-    open_test_store,
     plan_migration,
-    split_dsn,
 )
+from sentinel.store.oracle import sql as Q
 from sentinel.store.rows import PROCESS_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -398,8 +396,8 @@ def test_newer_drivers_pass(version: str, release: tuple[int, ...]) -> None:
 
 
 def test_pool_thin_mode_with_wallet(driver: Driver, store: OracleStore, tmp_path: Path) -> None:
-    assert store.pool is driver.pool
-    assert store.pool is driver.pool  # created once
+    assert store.connections.pool is driver.pool
+    assert store.connections.pool is driver.pool  # created once
     driver.create_pool.assert_called_once()  # type: ignore[attr-defined]
     kwargs = driver.create_pool.call_args.kwargs  # type: ignore[attr-defined]
     wallet = str(tmp_path / "wallet")
@@ -433,7 +431,7 @@ def test_thick_mode_with_wallet_credentials(driver: Driver, tmp_path: Path) -> N
     with mock.patch.object(oracledb, "is_thin_mode", autospec=True, return_value=True):
         store = OracleStore(settings)
     oracledb.init_oracle_client.assert_called_once_with(config_dir=str(tmp_path / "wallet"))  # type: ignore[attr-defined]
-    store.pool  # noqa: B018
+    store.connections.pool  # noqa: B018
     kwargs = driver.create_pool.call_args.kwargs  # type: ignore[attr-defined]
     # cwallet.sso through sqlnet.ora in config_dir; the wallet's stored credentials (external auth)
     assert kwargs["externalauth"] is True
@@ -514,7 +512,7 @@ def test_fetch_with_a_batch_filling_up_does_not_wait_in_the_database(driver: Dri
     consumer = store.consumer()
     consumer.fetch(10, 0.05)
     assert driver.deqoptions.wait == 1  # idle: wait in the database
-    with mock.patch("sentinel.store.oracle.time.sleep", autospec=True) as sleep:
+    with mock.patch("sentinel.store.oracle.consumer.time.sleep", autospec=True) as sleep:
         assert consumer.fetch(10, 0.05) == []
     assert driver.deqoptions.wait == oracledb.DEQ_NO_WAIT  # holding messages: do not overrun the flush
     sleep.assert_called_once_with(0.05)
@@ -1198,9 +1196,9 @@ def test_migrate_skips_vpd_where_the_edition_lacks_it(driver: Driver, store: Ora
 
 
 def test_split_dsn() -> None:
-    assert split_dsn("scott/tiger@db:1521/FREEPDB1") == ("scott", "tiger", "db:1521/FREEPDB1")
-    assert split_dsn("scott/p@ss@host/svc") == ("scott", "p@ss", "host/svc")
-    assert split_dsn("SENTINEL_DB") == (None, None, "SENTINEL_DB")
+    assert oracle_scratch.split_dsn("scott/tiger@db:1521/FREEPDB1") == ("scott", "tiger", "db:1521/FREEPDB1")
+    assert oracle_scratch.split_dsn("scott/p@ss@host/svc") == ("scott", "p@ss", "host/svc")
+    assert oracle_scratch.split_dsn("SENTINEL_DB") == (None, None, "SENTINEL_DB")
 
 
 def test_open_test_store_migrates_and_empties(driver: Driver, tmp_path: Path) -> None:
@@ -1211,9 +1209,9 @@ def test_open_test_store_migrates_and_empties(driver: Driver, tmp_path: Path) ->
 
     with (
         mock.patch.object(OracleStore, "migrate", autospec=True, side_effect=record("migrate")),
-        mock.patch.object(OracleStore, "reset", autospec=True, side_effect=record("reset")),
+        mock.patch.object(oracle_scratch, "reset", autospec=True, side_effect=record("reset")),
     ):
-        store = open_test_store("scott/tiger@localhost:1521/FREEPDB1", env={})
+        store = oracle_scratch.open_test_store("scott/tiger@localhost:1521/FREEPDB1", env={})
     assert calls == ["migrate", "reset"]
     settings = store.settings
     assert (settings.oracle_user, settings.oracle_password, settings.oracle_connect_string) == (
@@ -1227,17 +1225,17 @@ def test_open_test_store_migrates_and_empties(driver: Driver, tmp_path: Path) ->
 
 def test_reset_empties_tables_and_queue(driver: Driver, store: OracleStore) -> None:
     driver.rows[Q.FIND_QUEUE] = [[("SENTINEL", "SENTINEL_QUEUE_TAB")]]
-    store.reset()
+    oracle_scratch.reset(store)
     executed = [c.sql for c in driver.calls("execute")]
     truncated = [sql for sql in executed if sql and sql.startswith("TRUNCATE")]
-    assert truncated == [f"TRUNCATE TABLE {table}" for table in Q.TABLES]
-    purge = driver.calls("execute", Q.PURGE_QUEUE_TABLE)[0]
+    assert truncated == [f"TRUNCATE TABLE {table}" for table in oracle_scratch.TABLES]
+    purge = driver.calls("execute", oracle_scratch.PURGE_QUEUE_TABLE)[0]
     assert purge.params == {"queue_table": "SENTINEL.SENTINEL_QUEUE_TAB"}
-    assert driver.calls("execute", Q.NO_RETRY_DELAY)[0].params == {"queue_name": "SENTINEL_QUEUE"}
+    assert driver.calls("execute", oracle_scratch.NO_RETRY_DELAY)[0].params == {"queue_name": "SENTINEL_QUEUE"}
 
 
 def test_the_consumer_and_store_satisfy_the_protocols(store: OracleStore) -> None:
     from sentinel.store.base import Consumer, Store
 
     assert isinstance(store, Store)
-    assert isinstance(OracleConsumer(store), Consumer)
+    assert isinstance(store.consumer(), Consumer)

@@ -203,7 +203,7 @@ def test_sqlite_tables_hold_the_rows() -> None:
 
 
 def test_oracle_tables_hold_the_rows_with_the_declared_limits() -> None:
-    from sentinel.store.oracle import _BIND_TYPES
+    from sentinel.store.oracle.consumer import _BIND_TYPES
 
     tables = _oracle_columns()
     assert {_oracle_name(c) for c in LOG_COLUMNS} <= set(tables["sentinel_logs"])
@@ -254,7 +254,7 @@ def test_a_new_optional_field_reaches_every_derived_place() -> None:
     assert schema.properties is not None
     assert schema.properties["owner_team"].max_length == 100  # type: ignore[union-attr]
 
-    from sentinel.store.oracle import event_bind_type
+    from sentinel.store.oracle.consumer import event_bind_type
 
     assert event_bind_type(NEW) == 100
     assert event_bind_type(dataclasses.replace(NEW, max_length=4000)) is oracledb.DB_TYPE_LONG
