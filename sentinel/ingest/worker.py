@@ -151,7 +151,11 @@ class IngestWorker:
         with tracer.start_as_current_span("ingest.batch", links=links) as span:
             span.set_attribute("sentinel.batch.messages", len(messages))
             try:
-                seen = self.consumer.seen([(event.tenant_id, event.event_id) for event in events]) if events else set()
+                seen = (
+                    self.consumer.claim_keys([(event.tenant_id, event.event_id) for event in events])
+                    if events
+                    else set()
+                )
                 for attempt in range(MAX_REBUILDS + 1):
                     batch = self.builder.build(events, seen, stamp)
                     try:

@@ -472,7 +472,7 @@ class SqliteConsumer:
         claimed.update(message.handle for message in out)
         return out
 
-    def seen(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    def claim_keys(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         return set()  # optimistic: commit() finds repeats while inserting the keys
 
     def _stored_before(self, rows: Sequence[Sequence[Any]]) -> set[tuple[str, str]]:

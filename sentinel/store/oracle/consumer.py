@@ -19,7 +19,7 @@ from sentinel._core._schema import HEX, IDENT, JSON_OBJECT, NUMBER, TEXT
 from sentinel._core._shared import BAD_TIMESTAMP
 from sentinel.models import now_us
 from sentinel.store.base import CommitOutcome, DeadLetterRow, DuplicateKeys, QueuedMessage, StoreError
-from sentinel.store.oracle import sql as Q
+from sentinel.store.oracle import sql
 from sentinel.store.oracle.errors import DEADLOCK, UNIQUE_VIOLATION, error_code, error_message, session_dead
 from sentinel.store.oracle.pool import Connections, utc_us
 
@@ -94,7 +94,7 @@ class OracleConsumer:
         self._conn: oracledb.Connection | None = None
         self._queue: oracledb.Queue | None = None
         self._cursors: dict[str, oracledb.Cursor] = {}
-        self._claimed: set[tuple[str, str]] = set()  # dedupe keys inserted by seen() in this transaction
+        self._claimed: set[tuple[str, str]] = set()  # dedupe keys inserted by claim_keys() in this transaction
         self._pending = 0  # messages dequeued in this transaction
 
     # the connection ---------------------------------------------------------------------------
@@ -104,7 +104,7 @@ class OracleConsumer:
             try:
                 if self._connections.vpd_installed(conn):
                     with conn.cursor() as cursor:
-                        cursor.callproc(Q.SET_SERVICE_SCOPE)
+                        cursor.callproc(sql.SET_SERVICE_SCOPE)
                 queue = cast(oracledb.Queue, conn.queue(self.queue_name))
                 options = queue.deqoptions
                 options.mode = oracledb.DEQ_REMOVE
@@ -119,14 +119,14 @@ class OracleConsumer:
             self._cursors = {}
         return self._conn, self._queue
 
-    def _cursor(self, sql: str, sizes: Sequence[Any] | None = None) -> oracledb.Cursor:
-        cursor = self._cursors.get(sql)
+    def _cursor(self, text: str, sizes: Sequence[Any] | None = None) -> oracledb.Cursor:
+        cursor = self._cursors.get(text)
         if cursor is None:
             conn, _ = self._connection()
             cursor = conn.cursor()
             if sizes is not None:
                 cursor.setinputsizes(*sizes)
-            self._cursors[sql] = cursor
+            self._cursors[text] = cursor
         return cursor
 
     def _failed(self, exc: oracledb.Error, what: str) -> StoreError:
@@ -169,7 +169,7 @@ class OracleConsumer:
             QueuedMessage(message.msgid, bytes(message.payload or b""), utc_us(message.enqtime)) for message in messages
         ]
 
-    def seen(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    def claim_keys(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Claim the keys by inserting them: the rows refused as duplicates (ORA-00001) are the keys
         already ingested, here or by another replica (whose uncommitted claim makes this insert wait
         for its outcome). The claims commit or roll back with the batch."""
@@ -178,17 +178,17 @@ class OracleConsumer:
         if not fresh:
             return set()
         stamp = now_us()
-        cursor = self._cursor(Q.INSERT_DEDUPE, _DEDUPE_SIZES)
+        cursor = self._cursor(sql.INSERT_DEDUPE, _DEDUPE_SIZES)
         duplicates: set[tuple[str, str]] = set()
         todo = fresh
         for attempt in range(1, RETRY_ATTEMPTS + 1):
-            # Claims made by an earlier seen() of this transaction are not in this sorted run, so two
+            # Claims made by an earlier claim_keys() of this transaction are not in this sorted run, so two
             # replicas can still wait on each other: the database then fails one side's statement
             # (ORA-00060, the statement alone is rolled back) and the claims are made again.
             last = attempt == RETRY_ATTEMPTS
             try:
                 cursor.executemany(
-                    Q.INSERT_DEDUPE, [(tenant, event, stamp) for tenant, event in todo], batcherrors=True
+                    sql.INSERT_DEDUPE, [(tenant, event, stamp) for tenant, event in todo], batcherrors=True
                 )
                 errors = cursor.getbatcherrors()
             except oracledb.Error as exc:
@@ -215,9 +215,9 @@ class OracleConsumer:
         conn, _ = self._connection()
         unclaimed = [(row[0], row[1]) for row in batch.dedupe_rows if (row[0], row[1]) not in self._claimed]
         if unclaimed:
-            # seen() claims every key it is asked about; claim any it was not asked about now. Nothing
+            # claim_keys() claims every key it is asked about; claim any it was not asked about now. Nothing
             # is written yet, so repeats found here need no rollback: the worker rebuilds without them.
-            repeats = self.seen(unclaimed)
+            repeats = self.claim_keys(unclaimed)
             if repeats:
                 raise DuplicateKeys(repeats)
         stamp = now_us()
@@ -228,10 +228,10 @@ class OracleConsumer:
         status_rows = sorted(batch.status_rows, key=_process_key)
         try:
             log_errors = self._write(
-                Q.INSERT_LOGS, _LOG_SIZES, log_rows, messages=messages, stamp=stamp, rejected=rejected
+                sql.INSERT_LOGS, _LOG_SIZES, log_rows, messages=messages, stamp=stamp, rejected=rejected
             )
             status_errors = self._write(
-                Q.INSERT_STATUS_STAGE,
+                sql.INSERT_STATUS_STAGE,
                 _STAGE_SIZES,
                 status_rows,
                 messages=messages,
@@ -245,7 +245,7 @@ class OracleConsumer:
                 for d in (*dead_letters, *late, *rejected)
             ]
             if dead:
-                self._cursor(Q.INSERT_DEAD_LETTER, _DEAD_SIZES).executemany(Q.INSERT_DEAD_LETTER, dead)
+                self._cursor(sql.INSERT_DEAD_LETTER, _DEAD_SIZES).executemany(sql.INSERT_DEAD_LETTER, dead)
             conn.commit()
         except oracledb.Error as exc:
             if session_dead(exc):
@@ -268,7 +268,7 @@ class OracleConsumer:
 
     def _write(
         self,
-        sql: str,
+        text: str,
         sizes: Sequence[Any],
         rows: list[list[Any]],
         *,
@@ -281,10 +281,10 @@ class OracleConsumer:
         the database's error as the reason. Returns how many rows were refused."""
         if not rows:
             return 0
-        cursor = self._cursor(sql, sizes)
-        cursor.executemany(sql, rows, batcherrors=True)
+        cursor = self._cursor(text, sizes)
+        cursor.executemany(text, rows, batcherrors=True)
         errors = cursor.getbatcherrors()
-        is_log = sql == Q.INSERT_LOGS
+        is_log = text == sql.INSERT_LOGS
         for error in errors:
             row = rows[error.offset]
             reason = f"{'sentinel_logs' if is_log else 'sentinel_processes'}: {str(error.message).strip()}"
@@ -298,10 +298,10 @@ class OracleConsumer:
         in a cycle and the database chose this statement to fail (ORA-00060: only the statement is
         rolled back). Retrying the statement keeps the batch: a rollback would count a retry against
         every message in it, and under contention good messages would reach the exception queue."""
-        cursor = self._cursor(Q.MERGE_STATUS)
+        cursor = self._cursor(sql.MERGE_STATUS)
         for attempt in range(1, RETRY_ATTEMPTS + 1):
             try:
-                cursor.execute(Q.MERGE_STATUS)
+                cursor.execute(sql.MERGE_STATUS)
                 return
             except oracledb.DatabaseError as exc:
                 if error_code(exc) not in (UNIQUE_VIOLATION, DEADLOCK) or attempt == RETRY_ATTEMPTS:
@@ -345,7 +345,7 @@ def _beyond_partitions(
 ) -> tuple[list[list[Any]], list[DeadLetterRow]]:
     """Split off the log rows whose time no sentinel_logs partition can hold (``LOG_TS_LIMIT_US``,
     year 4840; the database would refuse them with ORA-14300) as dead letters naming the limit."""
-    limit = Q.LOG_TS_LIMIT_US
+    limit = sql.LOG_TS_LIMIT_US
     if all(row[_TS] < limit for row in rows):
         return rows, []
     kept: list[list[Any]] = []

@@ -12,7 +12,7 @@ from typing import Final
 import oracledb
 
 from sentinel.store.base import StoreError
-from sentinel.store.oracle import sql as Q
+from sentinel.store.oracle import sql
 from sentinel.store.oracle.errors import FEATURE_NOT_ENABLED, error_code, error_message
 from sentinel.store.oracle.pool import Connections
 from sentinel.store.sqlscript import Statement, scan_script, script_files
@@ -84,8 +84,8 @@ def migrate(connections: Connections, sql_dir: Path | Traversable | None = None)
     scripts = load_scripts(sql_dir)
     applied: list[str] = []
     with connections.connection(scoped=False) as conn, conn.cursor() as cursor:
-        _run_ddl(cursor, Q.CREATE_MIGRATIONS)
-        cursor.execute(Q.APPLIED_MIGRATIONS)
+        _run_ddl(cursor, sql.CREATE_MIGRATIONS)
+        cursor.execute(sql.APPLIED_MIGRATIONS)
         done = {name: checksum for name, checksum in cursor.fetchall()}
         for name, checksum, statements in scripts:
             if done.get(name) == checksum:
@@ -100,24 +100,24 @@ def migrate(connections: Connections, sql_dir: Path | Traversable | None = None)
                 raise StoreError(
                     f"oracle: migration {name} failed at line {statement.line}: {error_message(exc)}"
                 ) from exc
-            cursor.execute(Q.RECORD_MIGRATION, {"filename": name, "checksum": checksum})
+            cursor.execute(sql.RECORD_MIGRATION, {"filename": name, "checksum": checksum})
             conn.commit()
             applied.append(name)
     connections.forget_vpd()  # ask again: 005 may just have been installed
     return applied
 
 
-def _run_ddl(cursor: oracledb.Cursor, sql: str, *, plsql: bool = False) -> None:
+def _run_ddl(cursor: oracledb.Cursor, ddl: str, *, plsql: bool = False) -> None:
     try:
-        cursor.execute(sql)
+        cursor.execute(ddl)
     except oracledb.DatabaseError as exc:
         if error_code(exc) in ALREADY_EXISTS:
-            log.info("oracle: skipped, already there: %s", sql.splitlines()[0])
+            log.info("oracle: skipped, already there: %s", ddl.splitlines()[0])
             return
         raise
     if plsql and cursor.warning is not None:
         # "Creation succeeded with compilation errors" is a warning, not an exception.
-        cursor.execute(Q.COMPILE_ERRORS)
+        cursor.execute(sql.COMPILE_ERRORS)
         errors = [f"{name} {kind} {line}:{col} {text.strip()}" for name, kind, line, col, text in cursor]
         if errors:
             raise StoreError(f"oracle: compiled with errors: {'; '.join(errors)}")

@@ -19,7 +19,7 @@ import oracledb
 from sentinel.config import Settings
 from sentinel.models import to_us
 from sentinel.store.base import StoreError
-from sentinel.store.oracle import sql as Q
+from sentinel.store.oracle import sql
 from sentinel.store.oracle.errors import error_message, session_dead
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def init_thick_mode(settings: Settings) -> None:
 def init_session(conn: oracledb.Connection, requested_tag: str | None = None) -> None:
     """Per-session settings, run on every new connection (the pool's ``session_callback``)."""
     with conn.cursor() as cursor:
-        cursor.execute(Q.SESSION_UTC)
+        cursor.execute(sql.SESSION_UTC)
 
 
 def utc_us(moment: datetime | None) -> int | None:
@@ -122,7 +122,7 @@ class Connections:
     def vpd_installed(self, conn: oracledb.Connection) -> bool:
         if self._vpd is None:
             with conn.cursor() as cursor:
-                cursor.execute(Q.VPD_INSTALLED)
+                cursor.execute(sql.VPD_INSTALLED)
                 row = cursor.fetchone()
             self._vpd = bool(row and row[0])
         return self._vpd
@@ -150,9 +150,9 @@ class Connections:
                 with conn.cursor() as cursor:
                     context_set = True
                     if tenant_id is None:
-                        cursor.callproc(Q.SET_SERVICE_SCOPE)
+                        cursor.callproc(sql.SET_SERVICE_SCOPE)
                     else:
-                        cursor.callproc(Q.SET_TENANT, [tenant_id])
+                        cursor.callproc(sql.SET_TENANT, [tenant_id])
             yield conn
         except oracledb.Error as exc:
             healthy = not session_dead(exc)
@@ -167,7 +167,7 @@ class Connections:
         if healthy and context_set:
             try:
                 with conn.cursor() as cursor:
-                    cursor.callproc(Q.CLEAR_CONTEXT)
+                    cursor.callproc(sql.CLEAR_CONTEXT)
             except oracledb.Error:
                 healthy = False
         try:

@@ -18,7 +18,7 @@ from sentinel._core._shared import MAX_EVENT_BYTES
 from sentinel.config import Settings
 from sentinel.models import DeadLetter, LogEntry, ProcessStatus
 from sentinel.store.base import LogQuery, ProcessQuery, QueueStats, StoreError
-from sentinel.store.oracle import sql as Q
+from sentinel.store.oracle import sql
 from sentinel.store.oracle.consumer import OracleConsumer
 from sentinel.store.oracle.errors import NOT_PARTITIONED, check_driver, error_code, error_message
 from sentinel.store.oracle.migrations import migrate
@@ -76,15 +76,15 @@ class OracleStore:
 
     def secret(self, name: str) -> bytes:
         with self.connections.connection() as conn, conn.cursor() as cursor:
-            cursor.execute(Q.GET_SECRET, {"name": name})
+            cursor.execute(sql.GET_SECRET, {"name": name})
             row = cursor.fetchone()
             if row is None:
                 try:
-                    cursor.execute(Q.PUT_SECRET, {"name": name, "secret_value": secrets.token_bytes(32)})
+                    cursor.execute(sql.PUT_SECRET, {"name": name, "secret_value": secrets.token_bytes(32)})
                     conn.commit()
                 except oracledb.IntegrityError:
                     conn.rollback()  # another replica created it first: use theirs
-                cursor.execute(Q.GET_SECRET, {"name": name})
+                cursor.execute(sql.GET_SECRET, {"name": name})
                 row = cursor.fetchone()
         if row is None:
             raise StoreError(f"oracle: secret {name!r} could not be created")
@@ -129,7 +129,7 @@ class OracleStore:
 
     def mark_stalled(self, idle_before: int, now: int) -> int:
         with self.connections.connection() as conn, conn.cursor() as cursor:
-            cursor.execute(Q.MARK_STALLED, {"idle_before": idle_before})
+            cursor.execute(sql.MARK_STALLED, {"idle_before": idle_before})
             count = cursor.rowcount
             conn.commit()
         return int(count)
@@ -137,8 +137,8 @@ class OracleStore:
     def purge(self, logs_before: int, dedupe_before: int) -> tuple[int, int]:
         with self.connections.connection() as conn, conn.cursor() as cursor:
             logs = self._drop_old_partitions(cursor, logs_before) if self._partitioned else 0
-            logs += self._delete_chunks(conn, cursor, Q.PURGE_LOGS, logs_before)
-            keys = self._delete_chunks(conn, cursor, Q.PURGE_DEDUPE, dedupe_before)
+            logs += self._delete_chunks(conn, cursor, sql.PURGE_LOGS, logs_before)
+            keys = self._delete_chunks(conn, cursor, sql.PURGE_DEDUPE, dedupe_before)
         return logs, keys
 
     def _drop_old_partitions(self, cursor: oracledb.Cursor, before: int) -> int:
@@ -149,19 +149,19 @@ class OracleStore:
         the Partitioning option) is remembered, and retention is the delete alone from then on."""
         dropped = 0
         while True:
-            cursor.execute(Q.OLDEST_LOG)
+            cursor.execute(sql.OLDEST_LOG)
             row = cursor.fetchone()
             oldest = row[0] if row else None
             if oldest is None or oldest < 0:
                 return dropped
-            day_start = oldest - oldest % Q.DAY_US
-            day_end = day_start + Q.DAY_US
+            day_start = oldest - oldest % sql.DAY_US
+            day_end = day_start + sql.DAY_US
             if day_end > before:
                 return dropped
-            cursor.execute(Q.COUNT_LOGS_BETWEEN, {"low": day_start, "high": day_end})
+            cursor.execute(sql.COUNT_LOGS_BETWEEN, {"low": day_start, "high": day_end})
             count_row = cursor.fetchone()
             try:
-                cursor.execute(Q.DROP_LOG_PARTITION.format(day_start=int(day_start)))
+                cursor.execute(sql.DROP_LOG_PARTITION.format(day_start=int(day_start)))
             except oracledb.DatabaseError as exc:
                 if error_code(exc) == NOT_PARTITIONED:
                     self._partitioned = False
@@ -169,17 +169,17 @@ class OracleStore:
                     return dropped
                 log.info(
                     "oracle: log partition of day %d not dropped (%s); deleting rows instead",
-                    day_start // Q.DAY_US,
+                    day_start // sql.DAY_US,
                     error_message(exc),
                 )
                 return dropped
             dropped += int(count_row[0]) if count_row else 0
 
     @staticmethod
-    def _delete_chunks(conn: oracledb.Connection, cursor: oracledb.Cursor, sql: str, before: int) -> int:
+    def _delete_chunks(conn: oracledb.Connection, cursor: oracledb.Cursor, text: str, before: int) -> int:
         total = 0
         while True:
-            cursor.execute(sql, {"before": before, "chunk": PURGE_CHUNK})
+            cursor.execute(text, {"before": before, "chunk": PURGE_CHUNK})
             count = int(cursor.rowcount)
             conn.commit()
             total += count
@@ -188,7 +188,7 @@ class OracleStore:
 
     def queue_table(self, cursor: oracledb.Cursor) -> str:
         owner, name = split_queue_name(self.queue_name)
-        cursor.execute(Q.FIND_QUEUE, {"name": name, "owner": owner})
+        cursor.execute(sql.FIND_QUEUE, {"name": name, "owner": owner})
         row = cursor.fetchone()
         if row is None:
             raise StoreError(f"oracle: queue {self.queue_name} not found (run sentinel migrate --oracle)")
@@ -200,25 +200,25 @@ class OracleStore:
             if self._queue_view is None:
                 queue_owner, queue_table = self.queue_table(cursor).split(".", 1)
                 self._queue_view = f'"{queue_owner}"."AQ${queue_table}"'
-            cursor.execute(Q.QUEUE_STATS.format(view=self._queue_view), {"queue": name})
+            cursor.execute(sql.QUEUE_STATS.format(view=self._queue_view), {"queue": name})
             row = cursor.fetchone()
         depth, oldest = row if row else (0, None)
         return QueueStats(depth=int(depth), oldest_enqueued_at=utc_us(oldest))
 
     def process_counts(self) -> dict[str, int]:
         with self.connections.connection() as conn, conn.cursor() as cursor:
-            cursor.execute(Q.PROCESS_COUNTS)
+            cursor.execute(sql.PROCESS_COUNTS)
             return {status: int(count) for status, count in cursor.fetchall()}
 
     # readers (tenant-scoped) -------------------------------------------------------------------
-    def _fetch(self, tenant_id: str | None, sql: str, params: Mapping[str, Any]) -> list[Any]:
+    def _fetch(self, tenant_id: str | None, text: str, params: Mapping[str, Any]) -> list[Any]:
         with self.connections.connection(tenant_id) as conn, conn.cursor() as cursor:
-            cursor.execute(sql, dict(params), fetch_lobs=False)
+            cursor.execute(text, dict(params), fetch_lobs=False)
             rows: list[Any] = cursor.fetchall()
         return rows
 
     def get_status(self, tenant_id: str, process_id: str) -> ProcessStatus | None:
-        rows = self._fetch(tenant_id, Q.GET_STATUS, {"tenant_id": tenant_id, "process_id": process_id})
+        rows = self._fetch(tenant_id, sql.GET_STATUS, {"tenant_id": tenant_id, "process_id": process_id})
         return status_from_row(rows[0]) if rows else None
 
     def list_processes(self, tenant_id: str, query: ProcessQuery) -> list[ProcessStatus]:
@@ -241,11 +241,11 @@ class OracleStore:
             where.append("(last_seen_at < :after_seen OR (last_seen_at = :after_seen AND process_id > :after_id))")
             params["after_seen"], params["after_id"] = query.after
         params["limit"] = query.limit
-        sql = (
-            f"{Q.SELECT_PROCESS} WHERE {' AND '.join(where)}"
+        text = (
+            f"{sql.SELECT_PROCESS} WHERE {' AND '.join(where)}"
             " ORDER BY last_seen_at DESC, process_id FETCH FIRST :limit ROWS ONLY"
         )
-        return [status_from_row(row) for row in self._fetch(tenant_id, sql, params)]
+        return [status_from_row(row) for row in self._fetch(tenant_id, text, params)]
 
     def list_logs(self, tenant_id: str, process_id: str, query: LogQuery) -> list[LogEntry]:
         where = ["tenant_id = :tenant_id", "process_id = :process_id", "log_level >= :min_level"]
@@ -261,15 +261,15 @@ class OracleStore:
             where.append("(ts > :after_ts OR (ts = :after_ts AND seq > :after_seq))")
             params["after_ts"], params["after_seq"] = query.after
         params["limit"] = query.limit
-        sql = f"{Q.SELECT_LOG} WHERE {' AND '.join(where)} ORDER BY ts, seq FETCH FIRST :limit ROWS ONLY"
-        return [_log(row) for row in self._fetch(tenant_id, sql, params)]
+        text = f"{sql.SELECT_LOG} WHERE {' AND '.join(where)} ORDER BY ts, seq FETCH FIRST :limit ROWS ONLY"
+        return [_log(row) for row in self._fetch(tenant_id, text, params)]
 
     def logs_after(self, tenant_id: str, process_id: str, after_seq: int, limit: int) -> list[LogEntry]:
         params = {"tenant_id": tenant_id, "process_id": process_id, "after_seq": after_seq, "limit": limit}
-        return [_log(row) for row in self._fetch(tenant_id, Q.LOGS_AFTER, params)]
+        return [_log(row) for row in self._fetch(tenant_id, sql.LOGS_AFTER, params)]
 
     def dead_letters(self, after_id: int, limit: int) -> list[DeadLetter]:
-        rows = self._fetch(None, Q.DEAD_LETTERS, {"after_id": after_id, "limit": limit})
+        rows = self._fetch(None, sql.DEAD_LETTERS, {"after_id": after_id, "limit": limit})
         return [dead_letter_from_row((*row[:3], row[3] or b"", *row[4:])) for row in rows]
 
 
