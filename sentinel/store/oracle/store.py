@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Final
@@ -57,6 +58,12 @@ class OracleStore:
         self.connections = Connections(settings)
         self._partitioned = True  # sentinel_logs has daily partitions, until a DROP PARTITION says not
         self._queue_view: str | None = None
+
+    def connection(
+        self, tenant_id: str | None = None, *, scoped: bool = True
+    ) -> AbstractContextManager[oracledb.Connection]:
+        """A pooled connection for a block, limited to ``tenant_id`` under VPD (``Connections.connection``)."""
+        return self.connections.connection(tenant_id, scoped=scoped)
 
     def close(self) -> None:
         self.connections.close()
