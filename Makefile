@@ -39,8 +39,12 @@ test-oracle-floor: ## the Oracle adapter and sql/ tests on the oldest python-ora
 	.venv-floor/bin/python -c 'import oracledb; v = oracledb.__version__; assert v == "$(ORACLEDB_FLOOR)", v; print("python-oracledb", v)'
 	.venv-floor/bin/pytest -p no:cacheprovider tests/test_oracle_adapter.py tests/test_sql_scripts.py
 
+.PHONY: gen
+gen: ## regenerate the core's declarations (.pxi, .pxd/.pyi blocks) from _schema.py and _shared.py
+	$(PY) tools/gen_core.py
+
 .PHONY: build
-build: ## recompile the Cython core in place after editing a .pyx
+build: gen ## recompile the Cython core in place after editing a .pyx
 	$(PY) setup.py build_ext --inplace
 
 .PHONY: run

@@ -6,10 +6,13 @@ stored as text (``metadata``, ``result``, ``details``) travel as ``msgspec.Raw``
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, overload
 
 import msgspec
+
+from sentinel._core._shared import MAX_US
 
 Status = Literal["RUNNING", "STALLED", "COMPLETED", "FAILED", "CANCELLED"]
 Level = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
@@ -26,6 +29,11 @@ def from_us(us: int | None) -> datetime | None: ...
 def from_us(us: int | None) -> datetime | None:
     # Positional timedelta arguments: the keyword form is parsed on every call, and status reads make three.
     return None if us is None else _EPOCH + timedelta(0, 0, us)
+
+
+def now_us() -> int:
+    """The time now in microseconds since the epoch, as every table keeps times."""
+    return time.time_ns() // 1000
 
 
 def to_us(moment: datetime) -> int:
@@ -116,9 +124,6 @@ class DeadLetter(msgspec.Struct, kw_only=True):
     payload: str
     dead_at: datetime
     enqueued_at: datetime | None = None
-
-
-MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z, the last representable time
 
 
 def estimate_completion(started_us: int | None, progress_us: int | None, percent: float | None) -> int | None:

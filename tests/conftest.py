@@ -1,7 +1,7 @@
 """Fixtures shared by the store, ingest and CLI tests.
 
 ``store`` runs a test against every adapter: the embedded SQLite store always, Oracle only when
-``SENTINEL_TEST_ORACLE_DSN`` names a test database (``sentinel.store.oracle.open_test_store`` must return
+``SENTINEL_TEST_ORACLE_DSN`` names a test database (``oracle_scratch.open_test_store`` must return
 a migrated store with an empty queue and empty tables). ``ingest`` drives events through the real
 pipeline: enqueue -> ``IngestWorker`` (compiled core or its twin) -> store.
 """
@@ -53,7 +53,7 @@ def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Any]:
     dsn = os.environ.get(ORACLE_DSN_VAR)
     if not dsn:
         pytest.skip(f"{ORACLE_DSN_VAR} is not set")
-    from sentinel.store.oracle import open_test_store  # type: ignore[attr-defined]
+    from oracle_scratch import open_test_store
 
     oracle = open_test_store(dsn)
     try:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sentinel._core as core
-from sentinel._core import _batch_py, _decoder_py, _ring_py, _shared
+from sentinel._core import _batch_py, _decoder_py, _ring_py, _schema, _shared
 
 try:
     from sentinel._core import _batch_c, _decoder_c, _ring_c  # type: ignore[attr-defined]
@@ -47,8 +47,8 @@ def test_compiled_core_loaded() -> None:
 
 @pytest.mark.skipif(_decoder_c is None, reason="the compiled core was not built")
 def test_wire_field_positions_match_the_compiled_enum() -> None:
-    """``_decoder_c`` reads ``astuple(wire)`` by position; its field order must follow EventWire."""
-    assert _shared.EventWire.__struct_fields__ == _decoder_c.WIRE_FIELDS
+    """``_decoder_c`` reads EventWire's slots by position; its field order must follow EventWire."""
+    assert _schema.EventWire.__struct_fields__ == _decoder_c.WIRE_FIELDS
 
 
 def ev(**fields: object) -> bytes:

@@ -22,6 +22,7 @@ from typing import Any
 from unittest import mock
 
 import msgspec
+import oracle_scratch
 import oracledb
 import pytest
 
@@ -29,7 +30,6 @@ from sentinel._core import BatchBuilder, decode_batch
 from sentinel.baselines import EXTRA_COUNT
 from sentinel.config import Settings
 from sentinel.models import from_us
-from sentinel.store import oracle_sql as Q
 from sentinel.store.base import (
     DeadLetterRow,
     DuplicateKeys,
@@ -41,15 +41,13 @@ from sentinel.store.base import (
 from sentinel.store.oracle import (
     DRIVER_FLOOR,
     GET_STATUS_WITH_BASELINES,
-    OracleConsumer,
     OracleStore,
     check_driver,
     driver_release,
     init_session,
-    open_test_store,
     plan_migration,
-    split_dsn,
 )
+from sentinel.store.oracle import sql as Q
 from sentinel.store.rows import PROCESS_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -401,8 +399,8 @@ def test_newer_drivers_pass(version: str, release: tuple[int, ...]) -> None:
 
 
 def test_pool_thin_mode_with_wallet(driver: Driver, store: OracleStore, tmp_path: Path) -> None:
-    assert store.pool is driver.pool
-    assert store.pool is driver.pool  # created once
+    assert store.connections.pool is driver.pool
+    assert store.connections.pool is driver.pool  # created once
     driver.create_pool.assert_called_once()  # type: ignore[attr-defined]
     kwargs = driver.create_pool.call_args.kwargs  # type: ignore[attr-defined]
     wallet = str(tmp_path / "wallet")
@@ -436,7 +434,7 @@ def test_thick_mode_with_wallet_credentials(driver: Driver, tmp_path: Path) -> N
     with mock.patch.object(oracledb, "is_thin_mode", autospec=True, return_value=True):
         store = OracleStore(settings)
     oracledb.init_oracle_client.assert_called_once_with(config_dir=str(tmp_path / "wallet"))  # type: ignore[attr-defined]
-    store.pool  # noqa: B018
+    store.connections.pool  # noqa: B018
     kwargs = driver.create_pool.call_args.kwargs  # type: ignore[attr-defined]
     # cwallet.sso through sqlnet.ora in config_dir; the wallet's stored credentials (external auth)
     assert kwargs["externalauth"] is True
@@ -517,7 +515,7 @@ def test_fetch_with_a_batch_filling_up_does_not_wait_in_the_database(driver: Dri
     consumer = store.consumer()
     consumer.fetch(10, 0.05)
     assert driver.deqoptions.wait == 1  # idle: wait in the database
-    with mock.patch("sentinel.store.oracle.time.sleep", autospec=True) as sleep:
+    with mock.patch("sentinel.store.oracle.consumer.time.sleep", autospec=True) as sleep:
         assert consumer.fetch(10, 0.05) == []
     assert driver.deqoptions.wait == oracledb.DEQ_NO_WAIT  # holding messages: do not overrun the flush
     sleep.assert_called_once_with(0.05)
@@ -535,60 +533,60 @@ def test_dequeue_failure_drops_a_dead_connection(driver: Driver, store: OracleSt
     assert len(driver.connections) == 2  # reconnected
 
 
-# -- the consumer: seen ---------------------------------------------------------------------------------
+# -- the consumer: claim_keys ---------------------------------------------------------------------------------
 
 
-def test_seen_claims_keys_and_reports_unique_violations(driver: Driver, store: OracleStore) -> None:
+def test_claim_keys_claims_keys_and_reports_unique_violations(driver: Driver, store: OracleStore) -> None:
     consumer = store.consumer()
     keys = [("acme", "e2"), ("acme", "e1"), ("globex", "e1"), ("acme", "e2")]
     # rows go in sorted: acme/e1, acme/e2, globex/e1; the second one was ingested before
     driver.batch_errors[Q.INSERT_DEDUPE] = [[ora(1, "unique constraint (S.SENTINEL_DEDUPE_PK) violated", 1)]]
-    assert consumer.seen(keys) == {("acme", "e2")}
+    assert consumer.claim_keys(keys) == {("acme", "e2")}
     (insert,) = driver.calls("executemany", Q.INSERT_DEDUPE)
     assert [row[:2] for row in insert.params] == [("acme", "e1"), ("acme", "e2"), ("globex", "e1")]
     assert insert.kwargs == {"batcherrors": True}
     # claimed keys are not inserted again in the same transaction
-    assert consumer.seen([("acme", "e1")]) == set()
+    assert consumer.claim_keys([("acme", "e1")]) == set()
     assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 1
     # bind types declared once for the cursor
     assert len(driver.calls("setinputsizes")) == 1
 
 
-def test_seen_fails_on_any_other_row_error(driver: Driver, store: OracleStore) -> None:
+def test_claim_keys_fails_on_any_other_row_error(driver: Driver, store: OracleStore) -> None:
     consumer = store.consumer()
     driver.batch_errors[Q.INSERT_DEDUPE] = [[ora(1400, "cannot insert NULL", 0)]]
     with pytest.raises(StoreError, match="ORA-01400"):
-        consumer.seen([("acme", "e1")])
+        consumer.claim_keys([("acme", "e1")])
 
 
-def test_seen_claims_again_the_rows_that_met_a_deadlock(driver: Driver, store: OracleStore) -> None:
+def test_claim_keys_claims_again_the_rows_that_met_a_deadlock(driver: Driver, store: OracleStore) -> None:
     consumer = store.consumer()
     keys = [("acme", "e1"), ("acme", "e2"), ("acme", "e3")]
     driver.batch_errors[Q.INSERT_DEDUPE] = [
         [ora(60, "deadlock detected while waiting for resource", 1), ora(1, "unique constraint violated", 2)],
         [],
     ]
-    assert consumer.seen(keys) == {("acme", "e3")}
+    assert consumer.claim_keys(keys) == {("acme", "e3")}
     first, second = driver.calls("executemany", Q.INSERT_DEDUPE)
     assert [row[:2] for row in first.params] == keys
     assert [row[:2] for row in second.params] == [("acme", "e2")]  # only the row the deadlock failed
     assert not driver.calls("rollback")
     # claimed (e1, e2) are not claimed again in this transaction
-    assert consumer.seen([("acme", "e2")]) == set()
+    assert consumer.claim_keys([("acme", "e2")]) == set()
     assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 2
 
 
-def test_seen_runs_a_deadlocked_statement_again_then_gives_up(driver: Driver, store: OracleStore) -> None:
+def test_claim_keys_runs_a_deadlocked_statement_again_then_gives_up(driver: Driver, store: OracleStore) -> None:
     from sentinel.store.oracle import RETRY_ATTEMPTS
 
     consumer = store.consumer()
     deadlock = oracledb.DatabaseError(ora(60, "deadlock detected while waiting for resource"))
     driver.fail[Q.INSERT_DEDUPE] = [deadlock]
-    assert consumer.seen([("acme", "e1")]) == set()
+    assert consumer.claim_keys([("acme", "e1")]) == set()
     assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 2
     driver.fail[Q.INSERT_DEDUPE] = [deadlock] * RETRY_ATTEMPTS
     with pytest.raises(StoreError, match="ORA-00060"):
-        consumer.seen([("acme", "e9")])
+        consumer.claim_keys([("acme", "e9")])
     assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 2 + RETRY_ATTEMPTS
 
 
@@ -606,7 +604,7 @@ def test_commit_writes_the_core_rows_and_commits_once(driver: Driver, store: Ora
     consumer = store.consumer()
     messages = consumer.fetch(10, 0)
     events, rejects = decode_batch([m.payload for m in messages])
-    assert consumer.seen([(e.tenant_id, e.event_id) for e in events]) == set()
+    assert consumer.claim_keys([(e.tenant_id, e.event_id) for e in events]) == set()
     batch = BatchBuilder().build(events, set(), NOW)
     dead = [DeadLetterRow(code, reason, raw, None, NOW) for _, raw, code, reason in rejects]
 
@@ -643,7 +641,7 @@ def test_cursors_and_bind_types_are_kept_for_the_consumers_life(driver: Driver, 
         payloads = [event("LOG", f"e{round_}", level="INFO", message="m")]
         driver.messages = [[driver.dequeued(payloads[0], b"m")]]
         messages = consumer.fetch(10, 0)
-        consumer.seen([("acme", f"e{round_}")])
+        consumer.claim_keys([("acme", f"e{round_}")])
         batch, _ = batch_for(payloads)
         consumer.commit(messages, batch, [])
     # one cursor per statement (dedupe, logs, stage, merge) + the two set-up cursors, never more
@@ -667,7 +665,7 @@ def test_refused_rows_are_dead_lettered_without_rollback(driver: Driver, store: 
     consumer = store.consumer()
     messages = consumer.fetch(10, 0)
     events, _ = decode_batch(payloads)
-    consumer.seen([(e.tenant_id, e.event_id) for e in events])
+    consumer.claim_keys([(e.tenant_id, e.event_id) for e in events])
     batch = BatchBuilder().build(events, set(), NOW)
     driver.batch_errors[Q.INSERT_LOGS] = [[ora(12899, "value too large for column MESSAGE", 1)]]
     driver.batch_errors[Q.INSERT_STATUS_STAGE] = [[ora(2290, "check constraint violated", 1)]]
@@ -697,7 +695,7 @@ def test_a_failed_batch_rolls_back_everything(driver: Driver, store: OracleStore
     driver.messages = [[driver.dequeued(payloads[0], b"m1")]]
     consumer = store.consumer()
     messages = consumer.fetch(10, 0)
-    consumer.seen([("acme", "e1")])
+    consumer.claim_keys([("acme", "e1")])
     batch, _ = batch_for(payloads)
     driver.fail[Q.MERGE_STATUS] = [oracledb.DatabaseError(ora(1652, "unable to extend temp segment"))]
     with pytest.raises(StoreError, match="ORA-01652"):
@@ -705,7 +703,7 @@ def test_a_failed_batch_rolls_back_everything(driver: Driver, store: OracleStore
     assert driver.sequence()[-1] == "rollback"
     assert not driver.calls("commit")
     # the transaction is over: its claims went with it, so they are made again next time
-    consumer.seen([("acme", "e1")])
+    consumer.claim_keys([("acme", "e1")])
     assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 2
 
 
@@ -724,7 +722,7 @@ def test_merge_is_retried_when_another_replica_inserted_the_process(driver: Driv
     driver.messages = [[driver.dequeued(payloads[0], b"m1")]]
     consumer = store.consumer()
     messages = consumer.fetch(10, 0)
-    consumer.seen([("acme", "e1")])
+    consumer.claim_keys([("acme", "e1")])
     batch, _ = batch_for(payloads)
     driver.fail[Q.MERGE_STATUS] = [oracledb.IntegrityError(ora(1, "unique constraint violated"))]
     consumer.commit(messages, batch, [])
@@ -807,7 +805,7 @@ def test_log_times_beyond_the_last_partition_are_dead_lettered(driver: Driver, s
     assert driver.sequence()[-1] == "commit"
 
 
-def test_keys_not_claimed_by_seen_are_claimed_at_commit(driver: Driver, store: OracleStore) -> None:
+def test_keys_not_claimed_by_claim_keys_are_claimed_at_commit(driver: Driver, store: OracleStore) -> None:
     payloads = [event("HEARTBEAT", "e1"), event("HEARTBEAT", "e2")]
     driver.messages = [[driver.dequeued(p, b"m") for p in payloads]]
     consumer = store.consumer()
@@ -831,7 +829,7 @@ def test_a_dead_session_during_commit_is_replaced(driver: Driver, store: OracleS
     driver.messages = [[driver.dequeued(payloads[0], b"m1")]]
     consumer = store.consumer()
     messages = consumer.fetch(10, 0)
-    consumer.seen([("acme", "e1")])
+    consumer.claim_keys([("acme", "e1")])
     batch, _ = batch_for(payloads)
     dead = oracledb.DatabaseError(ora(3113, "end-of-file on communication channel"))
     driver.fail[Q.INSERT_STATUS_STAGE] = [dead]
@@ -1279,9 +1277,9 @@ def test_migrate_skips_vpd_where_the_edition_lacks_it(driver: Driver, store: Ora
 
 
 def test_split_dsn() -> None:
-    assert split_dsn("scott/tiger@db:1521/FREEPDB1") == ("scott", "tiger", "db:1521/FREEPDB1")
-    assert split_dsn("scott/p@ss@host/svc") == ("scott", "p@ss", "host/svc")
-    assert split_dsn("SENTINEL_DB") == (None, None, "SENTINEL_DB")
+    assert oracle_scratch.split_dsn("scott/tiger@db:1521/FREEPDB1") == ("scott", "tiger", "db:1521/FREEPDB1")
+    assert oracle_scratch.split_dsn("scott/p@ss@host/svc") == ("scott", "p@ss", "host/svc")
+    assert oracle_scratch.split_dsn("SENTINEL_DB") == (None, None, "SENTINEL_DB")
 
 
 def test_open_test_store_migrates_and_empties(driver: Driver, tmp_path: Path) -> None:
@@ -1292,9 +1290,9 @@ def test_open_test_store_migrates_and_empties(driver: Driver, tmp_path: Path) ->
 
     with (
         mock.patch.object(OracleStore, "migrate", autospec=True, side_effect=record("migrate")),
-        mock.patch.object(OracleStore, "reset", autospec=True, side_effect=record("reset")),
+        mock.patch.object(oracle_scratch, "reset", autospec=True, side_effect=record("reset")),
     ):
-        store = open_test_store("scott/tiger@localhost:1521/FREEPDB1", env={})
+        store = oracle_scratch.open_test_store("scott/tiger@localhost:1521/FREEPDB1", env={})
     assert calls == ["migrate", "reset"]
     settings = store.settings
     assert (settings.oracle_user, settings.oracle_password, settings.oracle_connect_string) == (
@@ -1308,17 +1306,17 @@ def test_open_test_store_migrates_and_empties(driver: Driver, tmp_path: Path) ->
 
 def test_reset_empties_tables_and_queue(driver: Driver, store: OracleStore) -> None:
     driver.rows[Q.FIND_QUEUE] = [[("SENTINEL", "SENTINEL_QUEUE_TAB")]]
-    store.reset()
+    oracle_scratch.reset(store)
     executed = [c.sql for c in driver.calls("execute")]
     truncated = [sql for sql in executed if sql and sql.startswith("TRUNCATE")]
-    assert truncated == [f"TRUNCATE TABLE {table}" for table in Q.TABLES]
-    purge = driver.calls("execute", Q.PURGE_QUEUE_TABLE)[0]
+    assert truncated == [f"TRUNCATE TABLE {table}" for table in oracle_scratch.TABLES]
+    purge = driver.calls("execute", oracle_scratch.PURGE_QUEUE_TABLE)[0]
     assert purge.params == {"queue_table": "SENTINEL.SENTINEL_QUEUE_TAB"}
-    assert driver.calls("execute", Q.NO_RETRY_DELAY)[0].params == {"queue_name": "SENTINEL_QUEUE"}
+    assert driver.calls("execute", oracle_scratch.NO_RETRY_DELAY)[0].params == {"queue_name": "SENTINEL_QUEUE"}
 
 
 def test_the_consumer_and_store_satisfy_the_protocols(store: OracleStore) -> None:
     from sentinel.store.base import Consumer, Store
 
     assert isinstance(store, Store)
-    assert isinstance(OracleConsumer(store), Consumer)
+    assert isinstance(store.consumer(), Consumer)

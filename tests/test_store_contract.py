@@ -14,7 +14,7 @@ from helpers import enqueue as enqueue_all
 
 from sentinel._core import LEVELS
 from sentinel.config import Settings
-from sentinel.models import to_us
+from sentinel.models import now_us, to_us
 from sentinel.store.base import LogQuery, ProcessQuery, Store
 from sentinel.store.sqlite import SqliteStore
 
@@ -24,10 +24,6 @@ TERMINAL_FIELDS: dict[str, dict[str, Any]] = {
     "ERROR": {"error_code": "ORA-01555", "error_message": "snapshot too old", "stack_trace": "at line 1"},
     "CANCELLED": {"reason": "cancelled by operator"},
 }
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def status_of(store: Any, process_id: str = "proc-1", tenant: str = "acme") -> Any:

@@ -11,6 +11,7 @@ import os
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from ._schema import EVENT_FIELDS, EventField, EventWire
 from ._shared import (
     DEDUPE_COLUMNS,
     EVENT_TYPES,
@@ -22,7 +23,6 @@ from ._shared import (
     Batch,
     BodyRejected,
     EventRejected,
-    EventWire,
 )
 
 
@@ -63,6 +63,7 @@ IMPLEMENTATION = "compiled" if COMPILED else "python"
 __all__ = [
     "COMPILED",
     "DEDUPE_COLUMNS",
+    "EVENT_FIELDS",
     "EVENT_TYPES",
     "FALLBACK_REASON",
     "IMPLEMENTATION",
@@ -75,6 +76,7 @@ __all__ = [
     "BatchBuilder",
     "BodyRejected",
     "Event",
+    "EventField",
     "EventRejected",
     "EventWire",
     "Ring",

@@ -11,27 +11,20 @@ from libc.stdint cimport int64_t
 
 from sentinel._core._decoder_c cimport Event
 
-from sentinel._core import _shared as S
+from sentinel._core import _shared
 
-cdef enum:
-    STARTED = 0
-    HEARTBEAT = 1
-    PROGRESS = 2
-    LOG = 3
-    COMPLETED = 4
-    ERROR = 5
-    CANCELLED = 6
+include "_constants.pxi"
 
-cdef Py_ssize_t LOG_WIDTH = len(S.LOG_COLUMNS)
-cdef Py_ssize_t STATUS_WIDTH = len(S.STATUS_COLUMNS)
-cdef Py_ssize_t DEDUPE_WIDTH = len(S.DEDUPE_COLUMNS)
-cdef object _Batch = S.Batch
-cdef str _COMPLETED = S.TERMINAL_STATUS[COMPLETED]
-cdef str _FAILED = S.TERMINAL_STATUS[ERROR]
-cdef str _CANCELLED = S.TERMINAL_STATUS[CANCELLED]
-cdef int RANK_COMPLETED = S.TERMINAL_RANK[COMPLETED]
-cdef int RANK_CANCELLED = S.TERMINAL_RANK[CANCELLED]
-cdef int RANK_ERROR = S.TERMINAL_RANK[ERROR]
+cdef Py_ssize_t LOG_WIDTH = len(_shared.LOG_COLUMNS)
+cdef Py_ssize_t STATUS_WIDTH = len(_shared.STATUS_COLUMNS)
+cdef Py_ssize_t DEDUPE_WIDTH = len(_shared.DEDUPE_COLUMNS)
+cdef object _Batch = _shared.Batch
+cdef str _COMPLETED = _shared.TERMINAL_STATUS[COMPLETED]
+cdef str _FAILED = _shared.TERMINAL_STATUS[ERROR]
+cdef str _CANCELLED = _shared.TERMINAL_STATUS[CANCELLED]
+cdef int RANK_COMPLETED = _shared.TERMINAL_RANK[COMPLETED]
+cdef int RANK_CANCELLED = _shared.TERMINAL_RANK[CANCELLED]
+cdef int RANK_ERROR = _shared.TERMINAL_RANK[ERROR]
 
 
 @cython.final

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from typing import Any
 
-from . import _shared as S
+from . import _shared
 from ._decoder_py import Event
 
-_LOG_WIDTH = len(S.LOG_COLUMNS)
-_STATUS_WIDTH = len(S.STATUS_COLUMNS)
+_LOG_WIDTH = len(_shared.LOG_COLUMNS)
+_STATUS_WIDTH = len(_shared.STATUS_COLUMNS)
 (
     _TENANT,
     _PROCESS,
@@ -87,13 +87,13 @@ class BatchBuilder:
     def __init__(self, retain: int = 4096) -> None:
         self._logs = RowArena(_LOG_WIDTH, retain)
         self._statuses = RowArena(_STATUS_WIDTH, retain)
-        self._dedupe = RowArena(len(S.DEDUPE_COLUMNS), retain)
+        self._dedupe = RowArena(len(_shared.DEDUPE_COLUMNS), retain)
         self._index: dict[tuple[str, str], list[Any]] = {}
 
     def arena_sizes(self) -> tuple[int, int, int]:
         return self._logs.allocated, self._statuses.allocated, self._dedupe.allocated
 
-    def build(self, events: Sequence[Event], seen: Container[tuple[str, str]], now_us: int) -> S.Batch:
+    def build(self, events: Sequence[Event], seen: Container[tuple[str, str]], now_us: int) -> _shared.Batch:
         """``seen`` holds the ``(tenant_id, event_id)`` keys already stored; those events, and repeats
         within this batch, are counted as duplicates and change nothing."""
         self._logs.reset()
@@ -102,7 +102,7 @@ class BatchBuilder:
         index = self._index
         index.clear()
         batch_keys: set[tuple[str, str]] = set()
-        counts = [0] * len(S.EVENT_TYPES)
+        counts = [0] * len(_shared.EVENT_TYPES)
         duplicates = 0
         for event in events:
             key = (event.tenant_id, event.event_id)
@@ -127,9 +127,9 @@ class BatchBuilder:
                 status[_UPDATED_AT] = now_us
                 index[pkey] = status
             _apply(status, event)
-            if kind == S.LOG:
+            if kind == _shared.LOG:
                 _log_row(self._logs.take(), event, now_us)
-        return S.Batch(self._logs.rows(), self._statuses.rows(), self._dedupe.rows(), counts, duplicates)
+        return _shared.Batch(self._logs.rows(), self._statuses.rows(), self._dedupe.rows(), counts, duplicates)
 
 
 _EMPTY_STATUS: list[Any] = [None] * _STATUS_WIDTH
@@ -143,9 +143,9 @@ def _apply(status: list[Any], event: Event) -> None:
     kind = event.kind
     status[_EVENTS] += 1
     status[_LAST_SEEN] = max(status[_LAST_SEEN], ts)
-    if kind == S.LOG:
+    if kind == _shared.LOG:
         status[_LOGS] += 1
-    elif kind == S.STARTED:
+    elif kind == _shared.STARTED:
         if status[_STARTED_AT] is None or ts > status[_STARTED_AT]:
             status[_STARTED_AT] = ts
             status[_NAME] = event.process_name
@@ -153,7 +153,7 @@ def _apply(status: list[Any], event: Event) -> None:
             status[_PACKAGE] = event.package_name
             status[_PROCEDURE] = event.procedure_name
             status[_CORRELATION] = event.correlation_id
-    elif kind == S.PROGRESS:
+    elif kind == _shared.PROGRESS:
         # Step and percent each follow their own newest report, so a report that carries only one
         # of them never hides the other, and folding a batch equals applying its events one by one.
         if event.step is not None and (status[_STEP_AT] is None or ts > status[_STEP_AT]):
@@ -162,15 +162,15 @@ def _apply(status: list[Any], event: Event) -> None:
         if event.percent is not None and (status[_PERCENT_AT] is None or ts > status[_PERCENT_AT]):
             status[_PERCENT_AT] = ts
             status[_PERCENT] = event.percent
-    elif kind in S.TERMINAL_STATUS:
-        rank = S.TERMINAL_RANK[kind]
+    elif kind in _shared.TERMINAL_STATUS:
+        rank = _shared.TERMINAL_RANK[kind]
         if status[_TERMINAL] is None or ts > status[_ENDED_AT] or (ts == status[_ENDED_AT] and rank > status[_RANK]):
-            status[_TERMINAL] = S.TERMINAL_STATUS[kind]
+            status[_TERMINAL] = _shared.TERMINAL_STATUS[kind]
             status[_RANK] = rank
             status[_ENDED_AT] = ts
             status[_RESULT] = event.result
             status[_ERROR_CODE] = event.error_code
-            status[_ERROR_MESSAGE] = event.reason if kind == S.CANCELLED else event.error_message
+            status[_ERROR_MESSAGE] = event.reason if kind == _shared.CANCELLED else event.error_message
             status[_STACK] = event.stack_trace
     if event.metadata is not None and (status[_METADATA_AT] is None or ts > status[_METADATA_AT]):
         status[_METADATA_AT] = ts

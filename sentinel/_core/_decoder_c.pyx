@@ -25,7 +25,8 @@ import types
 import msgspec
 
 from sentinel._core import _shared as S
-from sentinel._core._shared import EventRejected, EventWire
+from sentinel._core._schema import EventWire
+from sentinel._core._shared import EventRejected
 
 cdef object _decoder = msgspec.json.Decoder(EventWire)
 cdef object _list_decoder = msgspec.json.Decoder(list[EventWire])
@@ -40,73 +41,13 @@ cdef dict _TYPE_CODES = S.EVENT_TYPE_CODES
 cdef dict _LEVEL_CODES = S.LEVEL_CODES
 cdef tuple _PRIORITIES = S.PRIORITIES
 
-cdef enum:
-    STARTED = 0
-    HEARTBEAT = 1
-    PROGRESS = 2
-    LOG = 3
-    COMPLETED = 4
-    ERROR = 5
-    CANCELLED = 6
+include "_constants.pxi"
 
-# Positions of the wire fields in ``astuple(wire)``; checked against EventWire at import below.
-cdef enum:
-    F_EVENT_ID = 0
-    F_EVENT_TYPE = 1
-    F_PROCESS_ID = 2
-    F_TENANT_ID = 3
-    F_TIMESTAMP = 4
-    F_PROCESS_NAME = 5
-    F_PROCESS_TYPE = 6
-    F_PACKAGE_NAME = 7
-    F_PROCEDURE_NAME = 8
-    F_CORRELATION_ID = 9
-    F_METADATA = 10
-    F_STEP = 11
-    F_PERCENT = 12
-    F_MESSAGE = 13
-    F_LEVEL = 14
-    F_DETAILS = 15
-    F_COMPONENT = 16
-    F_TRACE_ID = 17
-    F_SPAN_ID = 18
-    F_DURATION_US = 19
-    F_RESULT = 20
-    F_ERROR_CODE = 21
-    F_ERROR_MESSAGE = 22
-    F_STACK_TRACE = 23
-    F_REASON = 24
+# F_* (the wire fields' positions), WIRE_FIELDS, _event_tuple and _init_event, from _schema.EVENT_FIELDS.
+include "_event_fields.pxi"
 
-
-WIRE_FIELDS = (
-    "event_id",
-    "event_type",
-    "process_id",
-    "tenant_id",
-    "timestamp",
-    "process_name",
-    "process_type",
-    "package_name",
-    "procedure_name",
-    "correlation_id",
-    "metadata",
-    "step",
-    "percent",
-    "message",
-    "level",
-    "details",
-    "component",
-    "trace_id",
-    "span_id",
-    "duration_us",
-    "result",
-    "error_code",
-    "error_message",
-    "stack_trace",
-    "reason",
-)
 if EventWire.__struct_fields__ != WIRE_FIELDS:
-    raise ImportError("EventWire changed: update the F_* positions in _decoder_c.pyx")
+    raise ImportError("EventWire differs from _event_fields.pxi: run make gen and rebuild the core")
 
 
 # Wire fields are read straight from the struct's slots: msgspec stores each field at a fixed offset
@@ -120,7 +61,7 @@ cdef extern from "Python.h":
     ctypedef struct PyMemberDescrObject:
         PyMemberDef* d_member
 
-cdef Py_ssize_t[25] OFFSETS
+cdef Py_ssize_t[WIRE_FIELD_COUNT] OFFSETS
 
 
 cdef inline object _field(object wire, int index):
@@ -286,7 +227,7 @@ cdef class Event:
     """One validated event. Timestamps are integer microseconds since the Unix epoch, UTC."""
 
     def __cinit__(self):
-        self.level = -1
+        _init_event(self)
 
     @property
     def event_type(self):
@@ -297,11 +238,7 @@ cdef class Event:
         return _PRIORITIES[self.kind]
 
     def as_tuple(self):
-        return (self.component, self.correlation_id, self.details, self.duration_us, self.error_code,
-                self.error_message, self.event_id, self.kind, self.level, self.message, self.metadata,
-                self.package_name, self.percent, self.procedure_name, self.process_id, self.process_name,
-                self.process_type, self.reason, self.result, self.stack_trace, self.span_id, self.step,
-                self.tenant_id, self.trace_id, self.ts)
+        return _event_tuple(self)
 
 
 cdef inline bint _is_control(Py_UCS4 ch) noexcept:

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Compiled ring buffer: a bounded FIFO of object references in a C array (twin: ``_ring_py``).
 
-Not thread-safe by itself; ``sentinel.ingest.batching`` wraps it with the locking and waiting."""
+Not thread-safe: each user (the ingest worker, the API's event producer) keeps its own, used from one thread."""
 
 cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free

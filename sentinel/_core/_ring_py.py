@@ -1,6 +1,6 @@
 """Pure-Python twin of ``_ring_c``: a bounded FIFO with an enqueue stamp per slot.
 
-Not thread-safe by itself; ``sentinel.ingest.batching`` wraps it with the locking and waiting."""
+Not thread-safe: each user (the ingest worker, the API's event producer) keeps its own, used from one thread."""
 
 from __future__ import annotations
 

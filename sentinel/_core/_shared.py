@@ -1,4 +1,4 @@
-"""What the compiled core and its pure-Python twin share: the wire struct, codes and reason texts.
+"""What the compiled core and its pure-Python twin share: codes, limits and reason texts.
 
 Both implementations parse JSON with the same msgspec decoder and word every rejection with the
 functions below, so a message is rejected for the same reason, in the same words, by either one.
@@ -10,6 +10,9 @@ fields included), in this order: it is UTF-8 (``utf8_fault``), it nests no deepe
 (``depth_fault``), and every number in it is a finite IEEE double, so the API can always return it as
 JSON (``number_fault``). Each core decides cheaply when a check can be skipped (the compiled one in one
 C pass, the twin with bytes methods); the checks that word a fault are these shared functions.
+
+The event type codes reach the compiled core as C enums in ``_constants.pxi``, which ``make gen``
+(``tools/gen_core.py``) writes from ``EVENT_TYPES``; ``tests/test_schema.py`` fails when it drifts.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ MAX_DEPTH: Final = 64
 # run the exact number check (``number_fault``); shorter ones cannot (< 10**100 x 10**99).
 SUSPECT_DIGITS: Final = 100
 SUSPECT_EXPONENT_DIGITS: Final = 3
+# Events in one POST /events body (the core's prepare_http refuses more, and the API answers 413).
+MAX_EVENTS: Final = 10_000
 
 # Column order of the rows the core hands to ``executemany``; the store's SQL binds in this order.
 LOG_COLUMNS: Final = (
@@ -121,38 +126,6 @@ REJECT_CODES: Final = (
     BAD_TIMESTAMP,
     FOREIGN_TENANT,
 )
-
-
-class EventWire(msgspec.Struct, omit_defaults=True, gc=False):
-    """One event as it crosses the wire. Fields are loosely typed on purpose: the core checks them
-    itself so that every rule breaks with a reason naming the field, and unknown fields are skipped
-    by the parser without being built."""
-
-    event_id: Any = None
-    event_type: Any = None
-    process_id: Any = None
-    tenant_id: Any = None
-    timestamp: Any = None
-    process_name: Any = None
-    process_type: Any = None
-    package_name: Any = None
-    procedure_name: Any = None
-    correlation_id: Any = None
-    metadata: msgspec.Raw = msgspec.Raw()
-    step: Any = None
-    percent: Any = None
-    message: Any = None
-    level: Any = None
-    details: msgspec.Raw = msgspec.Raw()
-    component: Any = None
-    trace_id: Any = None
-    span_id: Any = None
-    duration_us: Any = None
-    result: msgspec.Raw = msgspec.Raw()
-    error_code: Any = None
-    error_message: Any = None
-    stack_trace: Any = None
-    reason: Any = None
 
 
 class EventRejected(ValueError):

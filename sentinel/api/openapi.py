@@ -18,7 +18,9 @@ from litestar.openapi.spec import (
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
-from sentinel._core import EVENT_TYPES, LEVELS
+from sentinel._core import EVENT_FIELDS, EventField
+from sentinel._core._schema import CHOICE, HEX, IDENT, INTEGER, JSON_OBJECT, NUMBER, TIMESTAMP
+from sentinel._core._shared import MAX_EVENTS
 from sentinel.api.schemas import Problem
 
 SWAGGER_UI_ASSETS = "/ui/static/vendor/swagger-ui"
@@ -74,39 +76,36 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-_STRING = Schema(type=OpenAPIType.STRING)
-_EVENT = Schema(
-    type=OpenAPIType.OBJECT,
-    description="One event (SPEC section 2). tenant_id may be omitted: it comes from the token.",
-    required=["event_id", "event_type", "process_id", "timestamp"],
-    properties={
-        "event_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=64),
-        "event_type": Schema(type=OpenAPIType.STRING, enum=list(EVENT_TYPES)),
-        "process_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=100),
-        "tenant_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=50),
-        "timestamp": Schema(type=OpenAPIType.STRING, format="date-time"),  # type: ignore[arg-type]
-        "process_name": _STRING,
-        "process_type": _STRING,
-        "package_name": _STRING,
-        "procedure_name": _STRING,
-        "correlation_id": _STRING,
-        "metadata": Schema(type=OpenAPIType.OBJECT),
-        "step": Schema(type=OpenAPIType.STRING, max_length=200),
-        "percent": Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=100),
-        "message": Schema(type=OpenAPIType.STRING, max_length=4000),
-        "level": Schema(type=OpenAPIType.STRING, enum=list(LEVELS)),
-        "details": Schema(type=OpenAPIType.OBJECT),
-        "component": _STRING,
-        "trace_id": Schema(type=OpenAPIType.STRING, pattern="^[0-9a-fA-F]{32}$"),
-        "span_id": Schema(type=OpenAPIType.STRING, pattern="^[0-9a-fA-F]{16}$"),
-        "duration_us": Schema(type=OpenAPIType.INTEGER, minimum=0),
-        "result": Schema(type=OpenAPIType.OBJECT),
-        "error_code": _STRING,
-        "error_message": Schema(type=OpenAPIType.STRING, max_length=4000),
-        "stack_trace": _STRING,
-        "reason": Schema(type=OpenAPIType.STRING, max_length=4000),
-    },
-)
+def _field_schema(field: EventField) -> Schema:
+    """One event field's schema, from its declaration (``sentinel._core._schema``)."""
+    if field.kind == IDENT:
+        return Schema(type=OpenAPIType.STRING, min_length=1, max_length=field.max_length)
+    if field.kind == CHOICE:
+        return Schema(type=OpenAPIType.STRING, enum=list(field.choices or ()))
+    if field.kind == TIMESTAMP:
+        return Schema(type=OpenAPIType.STRING, format="date-time")  # type: ignore[arg-type]
+    if field.kind == JSON_OBJECT:
+        return Schema(type=OpenAPIType.OBJECT, description=f"at most {field.max_length} bytes of JSON")
+    if field.kind == HEX:
+        return Schema(type=OpenAPIType.STRING, pattern=f"^[0-9a-fA-F]{{{field.digits}}}$")
+    if field.kind in (NUMBER, INTEGER):
+        kind = OpenAPIType.NUMBER if field.kind == NUMBER else OpenAPIType.INTEGER
+        return Schema(type=kind, minimum=field.minimum, maximum=field.maximum)
+    return Schema(type=OpenAPIType.STRING, max_length=field.max_length)
+
+
+def event_schema(fields: tuple[EventField, ...] = EVENT_FIELDS) -> Schema:
+    """An event as ``POST /events`` takes it, from the declaration of its fields."""
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        description="One event (SPEC section 2). tenant_id may be omitted: it comes from the token.",
+        # Over HTTP the token supplies the tenant: tenant_id is the one required field that may be left out.
+        required=[field.name for field in fields if field.required and field.name != "tenant_id"],
+        properties={field.name: _field_schema(field) for field in fields},
+    )
+
+
+_EVENT = event_schema()
 
 
 @dataclass
@@ -116,10 +115,10 @@ class PostEventsOperation(Operation):
     def __post_init__(self) -> None:
         self.request_body = RequestBody(
             required=True,
-            description="one event, or an array of at most 10,000",
+            description=f"one event, or an array of at most {MAX_EVENTS:,}",
             content={
                 "application/json": OpenAPIMediaType(
-                    schema=Schema(one_of=[_EVENT, Schema(type=OpenAPIType.ARRAY, items=_EVENT, max_items=10_000)])
+                    schema=Schema(one_of=[_EVENT, Schema(type=OpenAPIType.ARRAY, items=_EVENT, max_items=MAX_EVENTS)])
                 )
             },
         )

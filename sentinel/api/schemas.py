@@ -48,15 +48,3 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     instance: str | None = None
     code: str | None = None
     errors: list[ItemError] | None = None
-
-
-class EventIn(msgspec.Struct, kw_only=True):
-    """One event as posted (SPEC section 2); shown in the OpenAPI document. ``tenant_id`` may be left
-    out (it comes from the token) and must match the token's tenant when present. Type-specific
-    fields are listed in SPEC section 2; unknown fields are ignored."""
-
-    event_id: str
-    event_type: str
-    process_id: str
-    timestamp: str
-    tenant_id: str | None = None

@@ -19,6 +19,7 @@ from opentelemetry import trace
 
 from sentinel import _core
 from sentinel.config import Settings
+from sentinel.models import now_us
 from sentinel.store.base import Consumer, DeadLetterRow, DuplicateKeys, QueuedMessage, Store, StoreError
 from sentinel.telemetry import metrics, tracing
 
@@ -32,10 +33,6 @@ PURGE_INTERVAL = 3600.0
 MAX_BACKOFF = 5.0
 MAX_REBUILDS = 3
 PROGRESS_INTERVAL = 1.0
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class Chunk(NamedTuple):
@@ -163,7 +160,11 @@ class IngestWorker:
         with tracer.start_as_current_span("ingest.batch", links=links) as span:
             span.set_attribute("sentinel.batch.messages", len(messages))
             try:
-                seen = self.consumer.seen([(event.tenant_id, event.event_id) for event in events]) if events else set()
+                seen = (
+                    self.consumer.claim_keys([(event.tenant_id, event.event_id) for event in events])
+                    if events
+                    else set()
+                )
                 for attempt in range(MAX_REBUILDS + 1):
                     batch = self.builder.build(events, seen, stamp)
                     try:

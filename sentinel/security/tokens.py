@@ -19,6 +19,8 @@ from typing import Any
 
 import jwt
 
+from sentinel._core._shared import MAX_TENANT_ID as _MAX_TENANT_LENGTH
+from sentinel._core._shared import MAX_US
 from sentinel.security.jwks import KID_PATTERN, SUPPORTED_ALGORITHMS, JwksCache
 
 __all__ = ["NUMERIC_DATE_MAX", "TIME_CLAIMS", "AuthError", "Principal", "TokenVerifier", "require_role"]
@@ -31,15 +33,13 @@ log = logging.getLogger(__name__)
 # providers include the certificate chain, and the key is still taken only from the JWKS.
 _FORBIDDEN_HEADERS = ("jku", "x5u", "jwk")
 
-_MAX_TENANT_LENGTH = 50
-
 # The registered time claims (RFC 7519 section 4.1.4-4.1.6). Each is a NumericDate: a JSON number of seconds
 # since 1970-01-01T00:00:00Z (section 2), integer or not. A string, a boolean, null, an array or an object
 # is refused, and so is a number that is not finite or lies outside 0..NUMERIC_DATE_MAX (9999-12-31T23:59:59Z,
 # the last instant the rest of Sentinel can write); every accepted value fits a float exactly enough for
 # the comparisons below and for the verified-token cache.
 TIME_CLAIMS = ("exp", "nbf", "iat")
-NUMERIC_DATE_MAX = 253_402_300_799
+NUMERIC_DATE_MAX = MAX_US // 1_000_000
 
 # What parsing a hostile token can raise besides PyJWT's own errors, depending on the PyJWT version: JSON
 # nested too deep, numbers too long to convert, base64 that is not. Any of them is a malformed token.

@@ -119,9 +119,10 @@ class Consumer(Protocol):
         none are ready."""
         ...
 
-    def seen(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which ``(tenant_id, event_id)`` keys were already ingested (and so are duplicates); may be
-        optimistic, see ``DuplicateKeys``."""
+    def claim_keys(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Claim the ``(tenant_id, event_id)`` keys for the open batch; returns those already ingested
+        (and so duplicates). A store may claim them only at commit instead (optimistic), see
+        ``DuplicateKeys``."""
         ...
 
     def commit(

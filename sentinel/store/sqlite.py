@@ -25,7 +25,7 @@ import msgspec
 
 from sentinel import baselines
 from sentinel._core import Batch
-from sentinel.models import DeadLetter, LogEntry, ProcessStatus
+from sentinel.models import DeadLetter, LogEntry, ProcessStatus, now_us
 from sentinel.store.base import (
     CommitOutcome,
     DeadLetterRow,
@@ -127,10 +127,6 @@ WHERE status = 'RUNNING' AND updated_at < :idle_before
 _SELECT_PROCESS = f"SELECT {', '.join(PROCESS_COLUMNS)} FROM processes"
 _GET_STATUS = baselines.with_baselines(f"{_SELECT_PROCESS} WHERE tenant_id = ? AND process_id = ?", None, "")
 _SELECT_LOG = f"SELECT {', '.join(LOG_ENTRY_COLUMNS)} FROM logs"
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def begin_immediate(conn: sqlite3.Connection, timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
@@ -568,7 +564,7 @@ class SqliteConsumer:
         claimed.update(message.handle for message in out)
         return out
 
-    def seen(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    def claim_keys(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         return set()  # optimistic: commit() finds repeats while inserting the keys
 
     def _stored_before(self, rows: Sequence[Sequence[Any]]) -> set[tuple[str, str]]:

@@ -9,7 +9,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from sentinel import _core
-from sentinel._core._shared import MAX_EVENT_BYTES
+from sentinel._core._shared import MAX_EVENT_BYTES, MAX_EVENTS
 from sentinel.api.auth import provide_principal, require_ingest
 from sentinel.api.openapi import PostEventsOperation, problems
 from sentinel.api.problems import ApiProblem
@@ -19,7 +19,6 @@ from sentinel.api.schemas import Accepted, ItemError
 from sentinel.security import Principal
 from sentinel.telemetry import metrics
 
-MAX_EVENTS = 10_000
 EVENT_TOO_LARGE = "event_too_large"
 
 

@@ -9,6 +9,7 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
+from sentinel._core._shared import MAX_NAME
 from sentinel.api.auth import provide_principal
 from sentinel.api.openapi import problems
 from sentinel.api.params import parse_statuses, parse_time, search_term
@@ -41,8 +42,8 @@ class ProcessController(Controller):
         request: Request[Any, Any, Any],
         principal: NamedDependency[Principal],
         status: Annotated[str | None, QueryParameter(description="comma list of statuses")] = None,
-        process_type: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        package_name: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        process_type: Annotated[str | None, QueryParameter(max_length=MAX_NAME)] = None,
+        package_name: Annotated[str | None, QueryParameter(max_length=MAX_NAME)] = None,
         updated_since: Annotated[str | None, QueryParameter(description="RFC 3339 date-time")] = None,
         q: Annotated[
             str | None, QueryParameter(max_length=200, description="substring of the process id or name, any case")

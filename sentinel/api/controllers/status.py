@@ -43,6 +43,7 @@ from litestar.openapi.spec import (
 )
 from litestar.types import HTTPScope, Receive, Send
 
+from sentinel._core._shared import MAX_PROCESS_ID
 from sentinel.api.openapi import PROBLEM_TEXT
 from sentinel.api.params import NOT_FOUND, exact_process_id
 from sentinel.api.problems import ApiProblem
@@ -124,7 +125,7 @@ def document(app: Litestar) -> None:
                         name="process_id",
                         param_in=ParamType.PATH,
                         required=True,
-                        schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=100),
+                        schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_PROCESS_ID),
                     )
                 ],
                 responses={

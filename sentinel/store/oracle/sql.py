@@ -1,4 +1,4 @@
-"""SQL text of the Oracle adapter (``sentinel.store.oracle``), kept apart so it reads as SQL.
+"""SQL text of the Oracle adapter (the ``sentinel.store.oracle`` package), kept apart so it reads as SQL.
 
 Bind variables only: every value travels as a bind (``:1`` .. for the core's positional row lists,
 ``:name`` elsewhere); the only formatted parts are column lists and the day number of a log partition
@@ -20,13 +20,6 @@ DAY_US: Final = 86_400_000_000  # the interval of the sentinel_logs partitions
 # 4840-11-24T00:00:00Z; later ones are dead-lettered (the core accepts times up to 9999-12-31).
 MAX_PARTITIONS: Final = 1_048_575
 LOG_TS_LIMIT_US: Final = (MAX_PARTITIONS - 1) * DAY_US
-TABLES: Final = (
-    "sentinel_processes",
-    "sentinel_logs",
-    "sentinel_dedupe",
-    "sentinel_dead_letters",
-    "sentinel_meta",
-)
 
 
 def _column(name: str) -> str:
@@ -194,21 +187,6 @@ FIND_QUEUE: Final = (
 QUEUE_STATS: Final = (
     "SELECT COUNT(*), MIN(enq_timestamp) FROM {view} WHERE queue = :queue AND msg_state IN ('READY', 'WAIT')"
 )
-# Tests only: empty the queue table (queue and exception queue) and let a rolled-back message come
-# back at once (retry_delay 0; the scripts' 5 s keeps a failing batch from spinning in production).
-PURGE_QUEUE_TABLE: Final = """
-DECLARE
-    l_options DBMS_AQADM.AQ$_PURGE_OPTIONS_T;
-BEGIN
-    DBMS_AQADM.PURGE_QUEUE_TABLE(
-        queue_table => :queue_table, purge_condition => NULL, purge_options => l_options
-    );
-END;"""
-NO_RETRY_DELAY: Final = """
-BEGIN
-    DBMS_AQADM.ALTER_QUEUE(queue_name => :queue_name, retry_delay => 0);
-END;"""
-
 # -- sessions ---------------------------------------------------------------------------------------
 # Every session works in UTC, so the few TIMESTAMP values read (AQ enqueue times) are UTC.
 SESSION_UTC: Final = "ALTER SESSION SET TIME_ZONE = 'UTC'"
