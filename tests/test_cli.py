@@ -39,6 +39,8 @@ from sentinel.security import DevAuthority
 from sentinel.store.base import ProcessQuery
 from sentinel.store.sqlite import SqliteStore
 
+MIGRATIONS = Path(cli.__file__).parent / "store" / "sqlite_migrations"
+
 COMMANDS = ("serve", "migrate", "emit", "simulate", "token", "dead-letters", "ps", "status", "logs")
 
 
@@ -622,7 +624,8 @@ def test_migrate_dry_run_says_what_it_would_do_and_does_nothing(data_dir: Path) 
     fresh = sentinel_cmd("migrate", "--dry-run", env=env)
     assert fresh.returncode == 0, fresh.stderr.decode()
     db = (data_dir / "sentinel.db").absolute()
-    assert fresh.stdout.decode().strip() == f"dry run: would create {db} and apply 0001_initial.sql"
+    every = ", ".join(path.name for path in sorted(MIGRATIONS.glob("*.sql")))
+    assert fresh.stdout.decode().strip() == f"dry run: would create {db} and apply {every}"
     assert not data_dir.exists()
     assert sentinel_cmd("migrate", env=env).returncode == 0
     again = sentinel_cmd("migrate", "--dry-run", env=env)

@@ -582,7 +582,7 @@ def test_dead_letters_counted_after_emit_of_broken_lines(env: Env, traffic: Traf
 
     listed = env.sentinel("dead-letters", "--json")
     assert listed.returncode == 0, listed.stderr.decode()
-    codes = Counter(row["code"] for row in json.loads(listed.stdout))
+    codes = Counter(row["code"] for row in json.loads(listed.stdout)["items"])
     assert sum(codes.values()) == len(broken), codes
     for code, n in codes.items():
         change = scrape.total("sentinel_events_rejected_total", reason=code) - before.total(

@@ -26,7 +26,7 @@ from sentinel.client._errors import (
 )
 from sentinel.client._ids import event_id
 from sentinel.client._logging import SentinelHandler
-from sentinel.client._models import Health, ItemError, LogLine, Problem, Process, Rejected
+from sentinel.client._models import EtaBand, Health, ItemError, LogLine, Problem, Process, Rejected
 from sentinel.client._sender import SenderStats
 from sentinel.client._track import Run, Tracker, current_run
 
@@ -36,6 +36,7 @@ __all__ = [
     "ClientCredentials",
     "ConfigurationError",
     "ConnectionFailed",
+    "EtaBand",
     "Forbidden",
     "Health",
     "ItemError",

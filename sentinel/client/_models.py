@@ -16,6 +16,13 @@ Level = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
 TERMINAL: frozenset[str] = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 
+class EtaBand(msgspec.Struct, kw_only=True, frozen=True):
+    """When a running process is expected to end, from its baseline (and its progress, when reported)."""
+
+    earliest: datetime
+    latest: datetime
+
+
 class Process(msgspec.Struct, kw_only=True, frozen=True):
     """The status document of one process (``GET /status/{id}``, items of ``GET /processes``)."""
 
@@ -40,6 +47,9 @@ class Process(msgspec.Struct, kw_only=True, frozen=True):
     metadata: dict[str, Any] | None = None
     event_count: int = 0
     log_count: int = 0
+    expected_duration_ms: int | None = None  # median of the last completed runs of this kind of process
+    eta_band: EtaBand | None = None
+    slow: bool = False  # slower than its baseline's 90th percentile times SENTINEL_SLOW_FACTOR
 
     @property
     def terminal(self) -> bool:

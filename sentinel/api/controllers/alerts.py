@@ -165,7 +165,7 @@ class AlertDeliveryController(Controller):
         request: Request[Any, Any, Any],
         principal: NamedDependency[Principal],
         delivery_state: Annotated[
-            Literal["pending", "delivered", "failed", "dropped"] | None, QueryParameter(query="state")
+            Literal["pending", "delivered", "failed", "dropped"] | None, QueryParameter(name="state")
         ] = None,
         rule_id: Annotated[str | None, QueryParameter(max_length=200)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
