@@ -11,11 +11,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cached_property
 
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
 from litestar.types import Receive, Scope, Send
 
 from sentinel import __version__
@@ -47,8 +49,18 @@ log = logging.getLogger("sentinel.api")
 class SentinelApp(Litestar):
     """The Litestar app, answering HEAD on every GET route (see ``middleware.serve_head``)."""
 
+    @cached_property
+    def allowed_methods(self) -> dict[str, bytes]:
+        """Every method each route serves, by its path template (the ``Allow`` of an OPTIONS answer)."""
+        allowed: dict[str, bytes] = {}
+        for route in self.routes:
+            if isinstance(route, HTTPRoute):
+                methods = b", ".join(method.encode() for method in sorted(route.methods))
+                allowed[route.path] = allowed[route.path_format] = methods
+        return allowed
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        await serve_head(super().__call__, scope, receive, send)
+        await serve_head(super().__call__, scope, receive, send, self.allowed_methods)
 
 
 def open_runtime(settings: Settings) -> Runtime:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
@@ -30,7 +30,11 @@ def _allow_with_head(value: bytes) -> bytes:
 
 
 async def serve_head(
-    app: Callable[[Scope, Receive, Send], Awaitable[None]], scope: Scope, receive: Receive, send: Send
+    app: Callable[[Scope, Receive, Send], Awaitable[None]],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    allow: Mapping[str, bytes] | None = None,
 ) -> None:
     """HEAD on every GET route (RFC 9110 section 9.3.2), for the app's entry point, outside routing, so a
     GET route added later answers HEAD without further ado.
@@ -40,6 +44,10 @@ async def serve_head(
     body. The answer ends with its headers: a streamed body (an SSE stream) is not produced at all, as the
     handler is told that the client has gone once the headers are out. Any other method gets ``HEAD`` added
     to the ``Allow`` header of a 405 or OPTIONS answer that lists GET.
+
+    ``allow`` maps a route's path template to every method it serves: Litestar 2's automatic OPTIONS
+    answer names only one handler's methods on a path that has several (litestar-org/litestar#4169, fixed
+    in Litestar 3), while its 405 names them all; an OPTIONS answer takes its ``Allow`` from this map.
     """
     if scope["type"] != ScopeType.HTTP or scope["method"] == "GET":
         await app(scope, receive, send)
@@ -49,8 +57,9 @@ async def serve_head(
         async def send_allowing_head(message: Message) -> None:
             # Allow comes with a 405, or with the answer to OPTIONS (204).
             if message["type"] == "http.response.start" and message["status"] in (204, 405):
+                every = allow.get(scope.get("path_template", "")) if allow and message["status"] == 204 else None
                 message["headers"] = [
-                    (name, _allow_with_head(value) if name.lower() == b"allow" else value)
+                    (name, _allow_with_head(every or value) if name.lower() == b"allow" else value)
                     for name, value in message.get("headers", ())
                 ]
             await send(message)

@@ -21,6 +21,7 @@ from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_302_FOUND
 
 from sentinel import __version__
+from sentinel._core._shared import MAX_TENANT_ID
 from sentinel.api.problems import ApiProblem
 from sentinel.config import Settings
 from sentinel.models import STATUSES
@@ -119,7 +120,13 @@ def ui_route_handlers(settings: Settings) -> list[Any]:
 
 
 def _dev_sign_in(settings: Settings) -> Router:
-    authority = DevAuthority(settings.data_dir, tenant_claim=settings.tenant_claim)
+    # Made at the first sign-in, not here: the app factory only wires (the key lives in the data directory).
+    authorities: list[DevAuthority] = []
+
+    def authority() -> DevAuthority:
+        if not authorities:
+            authorities.append(DevAuthority(settings.data_dir, tenant_claim=settings.tenant_claim))
+        return authorities[0]
 
     @post("/ui/dev/token", summary="Dev mode only: a short-lived token for a tenant", tags=["dashboard"])
     async def dev_token(request: Request[Any, Any, Any]) -> DevToken:
@@ -130,10 +137,10 @@ def _dev_sign_in(settings: Settings) -> Router:
         except msgspec.DecodeError:
             raise ApiProblem(400, "body: expected a JSON object with 'tenant'", code="bad_request") from None
         tenant = wanted.tenant.strip()
-        if not 0 < len(tenant) <= 50 or not tenant.isprintable():
-            raise ApiProblem(400, "tenant: expected 1-50 printable characters", code="bad_request")
+        if not 0 < len(tenant) <= MAX_TENANT_ID or not tenant.isprintable():
+            raise ApiProblem(400, f"tenant: expected 1-{MAX_TENANT_ID} printable characters", code="bad_request")
         roles = [settings.admin_role] if wanted.admin else []
-        token = authority.mint(tenant, roles, ttl_seconds=DEV_TOKEN_SECONDS, subject=f"dev-ui@{tenant}")
+        token = authority().mint(tenant, roles, ttl_seconds=DEV_TOKEN_SECONDS, subject=f"dev-ui@{tenant}")
         return DevToken(access_token=token, expires_in=DEV_TOKEN_SECONDS)
 
     return Router(path="/", route_handlers=[dev_token])
