@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from litestar import Litestar
 from litestar.types import Scope
 
-from sentinel.security import AuthError, Principal, TokenVerifier
+from sentinel.security import Principal, TokenVerifier
 
 if TYPE_CHECKING:
     from sentinel.api.runtime import Runtime  # which holds a PrincipalResolver
@@ -63,8 +63,3 @@ async def provide_principal(scope: Scope) -> Principal:
     validates them, so a request without a valid token is refused before anything else is said."""
     runtime: Runtime = Litestar.from_scope(scope).state.runtime
     return await runtime.principals.of(scope)
-
-
-def require_ingest(principal: Principal, role: str) -> None:
-    if not principal.has_role(role):
-        raise AuthError(403, "missing_role", f"posting events needs the '{role}' role")
