@@ -86,10 +86,10 @@ class LogController(Controller):
             return ServerSentEvent(  # type: ignore[return-value]
                 slot.hold(self._stream(runtime, principal.tenant, process_id, min_level, since_us, after))
             )
-        scope = ["logs", process_id, min_level, since_us]
+        binding = ["logs", process_id, min_level, since_us]
         after_key = None
         if cursor is not None:
-            ts, seq = runtime.cursors.decode(cursor, principal.tenant, scope, (int, int))
+            ts, seq = runtime.cursors.decode(cursor, principal.tenant, binding, (int, int))
             after_key = (ts, seq)
         query = LogQuery(min_level=min_level, since=since_us, after=after_key, limit=limit + 1)
         items = await runtime.read(runtime.store.list_logs, principal.tenant, process_id, query)
@@ -97,7 +97,7 @@ class LogController(Controller):
         if len(items) > limit:
             items = items[:limit]
             last = items[-1]
-            next_cursor = runtime.cursors.encode([to_us(last.timestamp), last.seq], principal.tenant, scope)
+            next_cursor = runtime.cursors.encode([to_us(last.timestamp), last.seq], principal.tenant, binding)
         return Response(LogPage(items=items, next_cursor=next_cursor))
 
     async def _stream(

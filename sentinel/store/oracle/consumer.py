@@ -110,7 +110,7 @@ class OracleConsumer:
             try:
                 if self._connections.vpd_installed(conn):
                     with conn.cursor() as cursor:
-                        cursor.callproc(sql.SET_SERVICE_SCOPE)
+                        cursor.callproc(sql.SET_SERVICE_CONTEXT)
                 queue = cast(oracledb.Queue, conn.queue(self.queue_name))
                 options = queue.deqoptions
                 options.mode = oracledb.DEQ_REMOVE

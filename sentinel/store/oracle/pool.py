@@ -132,12 +132,13 @@ class Connections:
         self._vpd = None
 
     @contextmanager
-    def connection(self, tenant_id: str | None = None, *, scoped: bool = True) -> Iterator[oracledb.Connection]:
+    def connection(self, tenant_id: str | None = None, *, tenant_context: bool = True) -> Iterator[oracledb.Connection]:
         """A pooled connection for the duration of the block; driver errors become ``StoreError``.
 
-        With VPD installed and ``scoped``, the session is limited to ``tenant_id`` (``None``: the
-        service scope of ingest and housekeeping) while in use, and cleared before it goes back to the
-        pool; a connection that cannot be cleared is dropped from the pool instead."""
+        With VPD installed and ``tenant_context``, the session's tenant context is set to ``tenant_id``
+        (``None``: the service context of ingest and housekeeping, across tenants) while in use, and
+        cleared before it goes back to the pool; a connection that cannot be cleared is dropped from the
+        pool instead."""
         pool = self.pool
         try:
             conn = pool.acquire()
@@ -146,11 +147,11 @@ class Connections:
         context_set = False
         healthy = True
         try:
-            if scoped and self.vpd_installed(conn):
+            if tenant_context and self.vpd_installed(conn):
                 with conn.cursor() as cursor:
                     context_set = True
                     if tenant_id is None:
-                        cursor.callproc(sql.SET_SERVICE_SCOPE)
+                        cursor.callproc(sql.SET_SERVICE_CONTEXT)
                     else:
                         cursor.callproc(sql.SET_TENANT, [tenant_id])
             yield conn

@@ -134,7 +134,8 @@ VPD_INSTALLED: Final = (
     " AND object_name = 'SENTINEL_PROCESSES'"
 )
 SET_TENANT: Final = "sentinel_ctx_pkg.set_tenant"
-SET_SERVICE_SCOPE: Final = "sentinel_ctx_pkg.set_service_scope"
+# The PL/SQL names are installed in the database (sql/005_sentinel_vpd.sql) and stay as they are.
+SET_SERVICE_CONTEXT: Final = "sentinel_ctx_pkg.set_service_scope"
 CLEAR_CONTEXT: Final = "sentinel_ctx_pkg.clear_context"
 
 # -- migrations ----------------------------------------------------------------------------------
