@@ -2,7 +2,7 @@
 
 High-throughput clients send the same token on every request; checking its signature each time would
 cost more than the request itself. A token that verified is remembered (by its exact text) until the
-earlier of its own expiry (plus the verifier's leeway) or ``CACHE_SECONDS``; failures are never cached, and
+earlier of its own expiry (plus the verifier's leeway) or ``CACHE_SEC``; failures are never cached, and
 the cache is bounded.
 """
 
@@ -19,7 +19,7 @@ from sentinel.security import Principal, TokenVerifier
 if TYPE_CHECKING:
     from sentinel.api.runtime import Runtime  # which holds a PrincipalResolver
 
-CACHE_SECONDS = 60.0
+CACHE_SEC = 60.0
 CACHE_SIZE = 10_000
 
 
@@ -38,7 +38,7 @@ class PrincipalResolver:
                 del self._cache[authorization]
         principal = await self.verifier.verify(authorization)
         assert authorization is not None  # verify() refuses a missing header
-        until = now + CACHE_SECONDS
+        until = now + CACHE_SEC
         if principal.expires_at is not None:
             until = min(until, principal.expires_at + self.verifier.leeway)
         self._cache[authorization] = (principal, until)

@@ -509,10 +509,10 @@ class SqliteConsumer:
         if ready:
             self._drain_wakeups()
 
-    def fetch(self, limit: int, wait_seconds: float) -> list[QueuedMessage]:
+    def fetch(self, limit: int, wait_sec: float) -> list[QueuedMessage]:
         messages = self._fetch(limit)
-        if not messages and wait_seconds > 0:
-            self._wait(wait_seconds)
+        if not messages and wait_sec > 0:
+            self._wait(wait_sec)
             messages = self._fetch(limit)
         return messages
 

@@ -25,7 +25,7 @@ from sentinel.models import TERMINAL, LogEntry, to_us
 from sentinel.security import Principal
 from sentinel.store.base import LogQuery
 
-POLL_SECONDS = 0.25
+POLL_SEC = 0.25
 STREAM_PAGE = 500
 MAX_TAIL_WAIT_US = 30_000_000  # past this a backlogged queue no longer holds the stream open
 # A comment line only (": keep-alive"): with a "data:" line, a browser's EventSource would dispatch an
@@ -132,15 +132,15 @@ class LogController(Controller):
                 if now - terminal_seen_at < MAX_TAIL_WAIT_US:
                     stats = await runtime.read(runtime.store.queue_stats)
                     if stats.oldest_enqueued_at is not None and stats.oldest_enqueued_at < terminal_seen_at:
-                        await asyncio.sleep(POLL_SECONDS)
+                        await asyncio.sleep(POLL_SEC)
                         continue
                 tail = await runtime.read(runtime.store.logs_after, tenant, process_id, after, STREAM_PAGE)
                 if not tail:
                     yield ServerSentEventMessage(data=encode(status).decode(), event="end")
                     return
                 continue
-            await asyncio.sleep(POLL_SECONDS)
-            idle += POLL_SECONDS
+            await asyncio.sleep(POLL_SEC)
+            idle += POLL_SEC
             if idle >= keepalive:
                 idle = 0.0
                 yield KEEPALIVE

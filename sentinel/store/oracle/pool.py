@@ -24,8 +24,8 @@ from sentinel.store.oracle.errors import error_message, session_dead
 
 log = logging.getLogger(__name__)
 
-POOL_PING_INTERVAL_S: Final = 60  # ping a pooled connection idle this long before handing it out
-POOL_IDLE_TIMEOUT_S: Final = 300  # close surplus idle pooled connections after this
+POOL_PING_INTERVAL_SEC: Final = 60  # ping a pooled connection idle this long before handing it out
+POOL_IDLE_TIMEOUT_SEC: Final = 300  # close surplus idle pooled connections after this
 POOL_WAIT_TIMEOUT_MS: Final = 10_000  # an exhausted pool fails an acquire after this, not never
 
 
@@ -64,8 +64,8 @@ def pool_params(settings: Settings) -> dict[str, Any]:
         increment=1,
         getmode=oracledb.POOL_GETMODE_TIMEDWAIT,
         wait_timeout=POOL_WAIT_TIMEOUT_MS,
-        timeout=POOL_IDLE_TIMEOUT_S,
-        ping_interval=POOL_PING_INTERVAL_S,
+        timeout=POOL_IDLE_TIMEOUT_SEC,
+        ping_interval=POOL_PING_INTERVAL_SEC,
         session_callback=init_session,
     )
     if params.get("externalauth"):
