@@ -841,7 +841,7 @@ def test_a_dead_session_during_commit_is_replaced(driver: Driver, store: OracleS
     assert len(driver.connections) == 2
 
 
-def test_vpd_consumer_works_in_the_service_scope(driver: Driver, store: OracleStore) -> None:
+def test_vpd_consumer_works_in_the_service_context(driver: Driver, store: OracleStore) -> None:
     driver.rows[oracle_sql.VPD_INSTALLED] = [[(1,)]]
     store.consumer().fetch(1, 0)
     assert driver.sequence()[:3] == [
@@ -1098,7 +1098,7 @@ def test_vpd_tenant_is_set_and_cleared_around_each_read(driver: Driver, store: O
     driver.pool.drop.assert_not_called()
 
 
-def test_vpd_housekeeping_uses_the_service_scope(driver: Driver, store: OracleStore) -> None:
+def test_vpd_housekeeping_uses_the_service_context(driver: Driver, store: OracleStore) -> None:
     driver.rows[oracle_sql.VPD_INSTALLED] = [[(1,)]]
     driver.rows[oracle_sql.FIND_QUEUE] = [[("SENTINEL", "SENTINEL_QUEUE_TAB")]]
     sweep = oracle_sql.MARK_STALLED.format(view='"SENTINEL"."AQ$SENTINEL_QUEUE_TAB"')
