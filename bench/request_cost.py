@@ -41,7 +41,7 @@ def drive(data: Path, path: str, requests: int) -> None:
     from sentinel.security import DevAuthority
     from sentinel.telemetry.metrics import HttpRecorder
 
-    HttpRecorder.FLUSH_SECONDS = 1e9  # counted in the request instead would depend on valgrind's speed
+    HttpRecorder.FLUSH_SEC = 1e9  # counted in the request instead would depend on valgrind's speed
 
     token = DevAuthority(data).mint("acme", roles=["sentinel-ingest"], ttl_seconds=3600).encode()
     ids = (data / "ids.txt").read_text().split()

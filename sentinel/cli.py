@@ -16,7 +16,8 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -188,6 +189,17 @@ def _existing_store(args: argparse.Namespace, settings: Settings) -> Store:
     return store
 
 
+@contextmanager
+def _server_store(args: argparse.Namespace, settings: Settings | None = None) -> Iterator[Store]:
+    """The command's settings, then the store a server already uses (``_existing_store``), closed when
+    the block ends."""
+    store = _existing_store(args, _settings(args) if settings is None else settings)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def _dev_key(args: argparse.Namespace, settings: Settings) -> Path:
     from sentinel.security.dev import DEV_KEY_FILENAME
 
@@ -230,13 +242,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         settings = _settings(args)
         if settings.backend != "oracle":
             raise SettingsError("ORACLE_CONNECT_STRING: required for sentinel migrate --oracle")
-        from sentinel.store import open_store
-
-        store = open_store(settings)
-        try:
+        with _server_store(args, settings) as store:
             applied = store.migrate()
-        finally:
-            store.close()
         done = f"applied {', '.join(applied)}" if applied else "schema is up to date"
         print(f"oracle {settings.oracle_connect_string}: {done}")
         return 0
@@ -292,12 +299,8 @@ def cmd_emit(args: argparse.Namespace) -> int:
         priorities += chunk_priorities
         refused += [(numbers[start + index], code, reason) for index, code, reason in chunk_refused]
     if not args.dry_run:
-        settings = _settings(args)
-        store = _existing_store(args, settings)
-        try:
+        with _server_store(args) as store:
             store.enqueue(payloads, priorities)
-        finally:
-            store.close()
     verb = "would queue" if args.dry_run else "queued"
     summary = f"{verb} {len(payloads)} message(s)"
     if refused:
@@ -370,13 +373,9 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
     from sentinel import _core
 
-    settings = _settings(args)
-    store = _existing_store(args, settings)
-    since_us = None if args.since is None else int(_core.parse_timestamp(args.since))
-    try:
+    with _server_store(args) as store:
+        since_us = None if args.since is None else int(_core.parse_timestamp(args.since))
         total, rows = store.recent_dead_letters(args.limit, since_us)
-    finally:
-        store.close()
     if args.json:
         sys.stdout.buffer.write(msgspec.json.encode({"total": total, "items": rows}) + b"\n")
         return 0

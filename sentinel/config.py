@@ -51,7 +51,7 @@ class Settings:
     heartbeat_timeout_sec: int = 120
     log_retention_days: int = 30
     max_body_bytes: int = 1_048_576
-    drain_seconds: float = 0.0
+    drain_sec: float = 0.0
     # Connections (section "Connections and streams" of the README): every open connection holds one
     # of a Granian worker's ``http_max_connections`` slots, so none may stay open for free.
     http_max_connections: int = 2048
@@ -275,7 +275,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev_mode: bool | None
         heartbeat_timeout_sec=_int(env, "SENTINEL_HEARTBEAT_TIMEOUT_SEC", 120, 1, 30 * 86_400),
         log_retention_days=_int(env, "SENTINEL_LOG_RETENTION_DAYS", 30, 1, 36_500),
         max_body_bytes=_int(env, "SENTINEL_MAX_BODY_BYTES", 1_048_576, 1024, 256 * 1_048_576),
-        drain_seconds=_float(env, "SENTINEL_DRAIN_SECONDS", 0.0, 0.0, 600.0),
+        drain_sec=_float(env, "SENTINEL_DRAIN_SECONDS", 0.0, 0.0, 600.0),
         http_max_connections=max_connections,
         # Granian takes the header timeout in milliseconds, from 1 ms to 60 s.
         http_header_timeout_sec=_float(env, "SENTINEL_HTTP_HEADER_TIMEOUT_SEC", 10.0, 0.1, 60.0),

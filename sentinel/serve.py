@@ -39,7 +39,7 @@ from sentinel.telemetry.multiproc import MULTIPROC_ENV, prepare_multiprocess_dir
 
 log = logging.getLogger("sentinel.serve")
 
-GRACE_SECONDS = 30.0
+GRACE_SEC = 30.0
 RETIRE_INTERVAL = 2.0  # how often dead processes' live gauges are looked for
 
 
@@ -140,18 +140,18 @@ class Supervisor:
         flag = self.settings.drain_flag_path
         if flag is not None:
             flag.touch()
-        if self.settings.drain_seconds:
-            log.info("draining for %.1fs: /ready answers 503", self.settings.drain_seconds)
-            time.sleep(self.settings.drain_seconds)
+        if self.settings.drain_sec:
+            log.info("draining for %.1fs: /ready answers 503", self.settings.drain_sec)
+            time.sleep(self.settings.drain_sec)
         else:
             time.sleep(0.3)  # let open SSE streams see the flag and say goodbye
         for name, proc in (("demo", self.demo), ("http", self.http), ("ingest", self.ingest)):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
-                    proc.wait(GRACE_SECONDS)
+                    proc.wait(GRACE_SEC)
                 except subprocess.TimeoutExpired:
-                    log.error("%s did not stop within %.0fs; killing it", name, GRACE_SECONDS)
+                    log.error("%s did not stop within %.0fs; killing it", name, GRACE_SEC)
                     proc.kill()
                     proc.wait()
 
@@ -244,7 +244,7 @@ def serve(
             "--log-level",
             "warning",
             "--workers-kill-timeout",
-            str(int(GRACE_SECONDS)),
+            str(int(GRACE_SEC)),
             "sentinel.api.app:create_app",
         )
         if demo:

@@ -286,10 +286,10 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{next(_ids)}-{uuid.uuid4().hex[:8]}"
 
 
-def ts(offset_seconds: float = 0.0, *, base: datetime | None = None) -> str:
-    """RFC 3339 UTC (``Z``) for ``base`` (default: now) + ``offset_seconds``. Recent, so retention never
+def ts(offset_sec: float = 0.0, *, base: datetime | None = None) -> str:
+    """RFC 3339 UTC (``Z``) for ``base`` (default: now) + ``offset_sec``. Recent, so retention never
     purges a test's logs; pass one ``base`` to get exact, comparable instants."""
-    moment = (base or datetime.now(UTC)) + timedelta(seconds=offset_seconds)
+    moment = (base or datetime.now(UTC)) + timedelta(seconds=offset_sec)
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 

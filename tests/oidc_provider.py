@@ -36,7 +36,7 @@ class OidcProvider:
     audience: str
     tenant: str
     roles: tuple[str, ...] = ()
-    token_seconds: int = 3600
+    token_sec: int = 3600
     key: SigningKey = field(default_factory=SigningKey.ec)
     requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
     refreshed: int = 0
@@ -159,14 +159,14 @@ class OidcProvider:
 
     def tokens(self, nonce: str | None) -> dict[str, Any]:
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": "operator-1", "iat": now, "exp": now + self.token_seconds}
+        claims = {"iss": self.issuer, "sub": "operator-1", "iat": now, "exp": now + self.token_sec}
         access = self.key.sign({**claims, "aud": self.audience, "tenant_id": self.tenant, "roles": list(self.roles)})
         refresh = secrets.token_urlsafe(24)
         self._refresh.add(refresh)
         answer: dict[str, Any] = {
             "access_token": access,
             "token_type": "Bearer",
-            "expires_in": self.token_seconds,
+            "expires_in": self.token_sec,
             "refresh_token": refresh,
         }
         if nonce is not None:

@@ -39,7 +39,7 @@ END;"""
 def reset(store: OracleStore) -> None:
     """Destroys all data: empty every Sentinel table and the queue, and make a rolled-back message
     come back at once (retry_delay 0) as the store contract tests expect."""
-    with store.connections.connection(scoped=False) as conn, conn.cursor() as cursor:
+    with store.connections.connection(tenant_context=False) as conn, conn.cursor() as cursor:
         for table in TABLES:
             cursor.execute(f"TRUNCATE TABLE {table}")
         cursor.execute(PURGE_QUEUE_TABLE, {"queue_table": store.queue_table(cursor)})

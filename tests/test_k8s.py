@@ -37,7 +37,7 @@ WALLET_SECRET = "oracle-wallet"
 DB_SECRET = "sentinel-db"
 HTTP_PORT = 8080
 # Seconds the pod needs after the drain window to finish in-flight requests and flush the ingest batch.
-SHUTDOWN_HEADROOM_SECONDS = 10
+SHUTDOWN_HEADROOM_SEC = 10
 
 # SPEC section 5 plus the settings the container adds; any other key in the ConfigMap is a typo that the
 # service would silently ignore. OTEL_* variables are checked by prefix.
@@ -375,7 +375,7 @@ def test_writable_paths_are_empty_dirs(pod_spec: dict[str, Any], container: dict
 # ------------------------------------------------------------------------------------------- shutdown
 
 
-def _prestop_sleep_seconds(container: dict[str, Any]) -> float:
+def _prestop_sleep_sec(container: dict[str, Any]) -> float:
     command = container["lifecycle"]["preStop"]["exec"]["command"]
     assert Path(command[0]).name == "sleep", f"preStop is expected to sleep, got {command}"
     return float(command[-1])
@@ -385,12 +385,12 @@ def test_grace_period_covers_prestop_and_drain(
     pod_spec: dict[str, Any], container: dict[str, Any], config_data: dict[str, str]
 ) -> None:
     drain = float(config_data["SENTINEL_DRAIN_SECONDS"])
-    sleep = _prestop_sleep_seconds(container)
+    sleep = _prestop_sleep_sec(container)
     assert drain > 0, "set SENTINEL_DRAIN_SECONDS so endpoints drop the pod before it stops accepting"
     assert sleep > 0
     grace = pod_spec["terminationGracePeriodSeconds"]
     assert grace > sleep + drain, f"grace {grace}s <= preStop {sleep}s + drain {drain}s"
-    assert grace >= sleep + drain + SHUTDOWN_HEADROOM_SECONDS, "leave time to finish requests and flush"
+    assert grace >= sleep + drain + SHUTDOWN_HEADROOM_SEC, "leave time to finish requests and flush"
 
 
 def test_rollout_keeps_capacity(deployment: dict[str, Any]) -> None:

@@ -47,7 +47,7 @@ from sentinel.store.oracle import (
     init_session,
     plan_migration,
 )
-from sentinel.store.oracle import sql as Q
+from sentinel.store.oracle import sql as oracle_sql
 from sentinel.store.rows import PROCESS_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ class Driver:
     messages: list[list[Any]] = field(default_factory=list)  # what successive deqmany calls return
 
     def __post_init__(self) -> None:
-        self.rows.setdefault(Q.VPD_INSTALLED, [[(0,)]])
+        self.rows.setdefault(oracle_sql.VPD_INSTALLED, [[(0,)]])
         self.pool = mock.create_autospec(oracledb.ConnectionPool, instance=True, spec_set=True)
         self.pool.acquire.side_effect = lambda *a, **k: self.connection()
         self.queue = mock.create_autospec(oracledb.Queue, instance=True, spec_set=True)
@@ -540,21 +540,21 @@ def test_claim_keys_claims_keys_and_reports_unique_violations(driver: Driver, st
     consumer = store.consumer()
     keys = [("acme", "e2"), ("acme", "e1"), ("globex", "e1"), ("acme", "e2")]
     # rows go in sorted: acme/e1, acme/e2, globex/e1; the second one was ingested before
-    driver.batch_errors[Q.INSERT_DEDUPE] = [[ora(1, "unique constraint (S.SENTINEL_DEDUPE_PK) violated", 1)]]
+    driver.batch_errors[oracle_sql.INSERT_DEDUPE] = [[ora(1, "unique constraint (S.SENTINEL_DEDUPE_PK) violated", 1)]]
     assert consumer.claim_keys(keys) == {("acme", "e2")}
-    (insert,) = driver.calls("executemany", Q.INSERT_DEDUPE)
+    (insert,) = driver.calls("executemany", oracle_sql.INSERT_DEDUPE)
     assert [row[:2] for row in insert.params] == [("acme", "e1"), ("acme", "e2"), ("globex", "e1")]
     assert insert.kwargs == {"batcherrors": True}
     # claimed keys are not inserted again in the same transaction
     assert consumer.claim_keys([("acme", "e1")]) == set()
-    assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 1
+    assert len(driver.calls("executemany", oracle_sql.INSERT_DEDUPE)) == 1
     # bind types declared once for the cursor
     assert len(driver.calls("setinputsizes")) == 1
 
 
 def test_claim_keys_fails_on_any_other_row_error(driver: Driver, store: OracleStore) -> None:
     consumer = store.consumer()
-    driver.batch_errors[Q.INSERT_DEDUPE] = [[ora(1400, "cannot insert NULL", 0)]]
+    driver.batch_errors[oracle_sql.INSERT_DEDUPE] = [[ora(1400, "cannot insert NULL", 0)]]
     with pytest.raises(StoreError, match="ORA-01400"):
         consumer.claim_keys([("acme", "e1")])
 
@@ -562,18 +562,18 @@ def test_claim_keys_fails_on_any_other_row_error(driver: Driver, store: OracleSt
 def test_claim_keys_claims_again_the_rows_that_met_a_deadlock(driver: Driver, store: OracleStore) -> None:
     consumer = store.consumer()
     keys = [("acme", "e1"), ("acme", "e2"), ("acme", "e3")]
-    driver.batch_errors[Q.INSERT_DEDUPE] = [
+    driver.batch_errors[oracle_sql.INSERT_DEDUPE] = [
         [ora(60, "deadlock detected while waiting for resource", 1), ora(1, "unique constraint violated", 2)],
         [],
     ]
     assert consumer.claim_keys(keys) == {("acme", "e3")}
-    first, second = driver.calls("executemany", Q.INSERT_DEDUPE)
+    first, second = driver.calls("executemany", oracle_sql.INSERT_DEDUPE)
     assert [row[:2] for row in first.params] == keys
     assert [row[:2] for row in second.params] == [("acme", "e2")]  # only the row the deadlock failed
     assert not driver.calls("rollback")
     # claimed (e1, e2) are not claimed again in this transaction
     assert consumer.claim_keys([("acme", "e2")]) == set()
-    assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 2
+    assert len(driver.calls("executemany", oracle_sql.INSERT_DEDUPE)) == 2
 
 
 def test_claim_keys_runs_a_deadlocked_statement_again_then_gives_up(driver: Driver, store: OracleStore) -> None:
@@ -581,13 +581,13 @@ def test_claim_keys_runs_a_deadlocked_statement_again_then_gives_up(driver: Driv
 
     consumer = store.consumer()
     deadlock = oracledb.DatabaseError(ora(60, "deadlock detected while waiting for resource"))
-    driver.fail[Q.INSERT_DEDUPE] = [deadlock]
+    driver.fail[oracle_sql.INSERT_DEDUPE] = [deadlock]
     assert consumer.claim_keys([("acme", "e1")]) == set()
-    assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 2
-    driver.fail[Q.INSERT_DEDUPE] = [deadlock] * RETRY_ATTEMPTS
+    assert len(driver.calls("executemany", oracle_sql.INSERT_DEDUPE)) == 2
+    driver.fail[oracle_sql.INSERT_DEDUPE] = [deadlock] * RETRY_ATTEMPTS
     with pytest.raises(StoreError, match="ORA-00060"):
         consumer.claim_keys([("acme", "e9")])
-    assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 2 + RETRY_ATTEMPTS
+    assert len(driver.calls("executemany", oracle_sql.INSERT_DEDUPE)) == 2 + RETRY_ATTEMPTS
 
 
 # -- the consumer: commit -------------------------------------------------------------------------------
@@ -620,13 +620,13 @@ def test_commit_writes_the_core_rows_and_commits_once(driver: Driver, store: Ora
         "executemany:INSERT INTO sentinel_dead_letters",
         "commit",
     ]
-    (logs,) = driver.calls("executemany", Q.INSERT_LOGS)
+    (logs,) = driver.calls("executemany", oracle_sql.INSERT_LOGS)
     assert logs.params is batch.log_rows  # the core's rows as they are, LOG_COLUMNS order
     assert logs.kwargs == {"batcherrors": True}
-    (stage,) = driver.calls("executemany", Q.INSERT_STATUS_STAGE)
+    (stage,) = driver.calls("executemany", oracle_sql.INSERT_STATUS_STAGE)
     assert stage.params == batch.status_rows  # one process: already in key order
     assert stage.kwargs == {"batcherrors": True}
-    (dead_letters,) = driver.calls("executemany", Q.INSERT_DEAD_LETTER)
+    (dead_letters,) = driver.calls("executemany", oracle_sql.INSERT_DEAD_LETTER)
     assert [row[0] for row in dead_letters.params] == ["invalid_json"]
     assert outcome.messages == 4
     assert outcome.logs == 1
@@ -667,14 +667,14 @@ def test_refused_rows_are_dead_lettered_without_rollback(driver: Driver, store: 
     events, _ = decode_batch(payloads)
     consumer.claim_keys([(e.tenant_id, e.event_id) for e in events])
     batch = BatchBuilder().build(events, set(), NOW)
-    driver.batch_errors[Q.INSERT_LOGS] = [[ora(12899, "value too large for column MESSAGE", 1)]]
-    driver.batch_errors[Q.INSERT_STATUS_STAGE] = [[ora(2290, "check constraint violated", 1)]]
+    driver.batch_errors[oracle_sql.INSERT_LOGS] = [[ora(12899, "value too large for column MESSAGE", 1)]]
+    driver.batch_errors[oracle_sql.INSERT_STATUS_STAGE] = [[ora(2290, "check constraint violated", 1)]]
 
     outcome = consumer.commit(messages, batch, [])
 
     assert not driver.calls("rollback")
     assert len(driver.calls("commit")) == 1
-    (dead,) = driver.calls("executemany", Q.INSERT_DEAD_LETTER)
+    (dead,) = driver.calls("executemany", oracle_sql.INSERT_DEAD_LETTER)
     log_letter, status_letter = dead.params
     # the refused log row, mapped back to its queue message
     assert log_letter[0] == "db_rejected"
@@ -697,14 +697,14 @@ def test_a_failed_batch_rolls_back_everything(driver: Driver, store: OracleStore
     messages = consumer.fetch(10, 0)
     consumer.claim_keys([("acme", "e1")])
     batch, _ = batch_for(payloads)
-    driver.fail[Q.MERGE_STATUS] = [oracledb.DatabaseError(ora(1652, "unable to extend temp segment"))]
+    driver.fail[oracle_sql.MERGE_STATUS] = [oracledb.DatabaseError(ora(1652, "unable to extend temp segment"))]
     with pytest.raises(StoreError, match="ORA-01652"):
         consumer.commit(messages, batch, [])
     assert driver.sequence()[-1] == "rollback"
     assert not driver.calls("commit")
     # the transaction is over: its claims went with it, so they are made again next time
     consumer.claim_keys([("acme", "e1")])
-    assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 2
+    assert len(driver.calls("executemany", oracle_sql.INSERT_DEDUPE)) == 2
 
 
 def test_rollback_gives_the_messages_back(driver: Driver, store: OracleStore) -> None:
@@ -724,9 +724,9 @@ def test_merge_is_retried_when_another_replica_inserted_the_process(driver: Driv
     messages = consumer.fetch(10, 0)
     consumer.claim_keys([("acme", "e1")])
     batch, _ = batch_for(payloads)
-    driver.fail[Q.MERGE_STATUS] = [oracledb.IntegrityError(ora(1, "unique constraint violated"))]
+    driver.fail[oracle_sql.MERGE_STATUS] = [oracledb.IntegrityError(ora(1, "unique constraint violated"))]
     consumer.commit(messages, batch, [])
-    assert len(driver.calls("execute", Q.MERGE_STATUS)) == 2
+    assert len(driver.calls("execute", oracle_sql.MERGE_STATUS)) == 2
     assert driver.sequence()[-1] == "commit"
 
 
@@ -742,8 +742,8 @@ def test_merge_is_retried_after_a_deadlock_and_gives_up_after_the_last_attempt(
         driver.messages = [[driver.dequeued(payloads[0], b"m1")]]
         messages = consumer.fetch(10, 0)
         batch, _ = batch_for(payloads)
-        driver.fail[Q.MERGE_STATUS] = [deadlock] * failures
-        merges = len(driver.calls("execute", Q.MERGE_STATUS))
+        driver.fail[oracle_sql.MERGE_STATUS] = [deadlock] * failures
+        merges = len(driver.calls("execute", oracle_sql.MERGE_STATUS))
         if failures < RETRY_ATTEMPTS:
             consumer.commit(messages, batch, [])  # the batch survives: no rollback, no retry count
             assert driver.sequence()[-1] == "commit"
@@ -752,7 +752,7 @@ def test_merge_is_retried_after_a_deadlock_and_gives_up_after_the_last_attempt(
             with pytest.raises(StoreError, match="ORA-00060"):
                 consumer.commit(messages, batch, [])
             assert driver.sequence()[-1] == "rollback"
-        assert len(driver.calls("execute", Q.MERGE_STATUS)) - merges == RETRY_ATTEMPTS
+        assert len(driver.calls("execute", oracle_sql.MERGE_STATUS)) - merges == RETRY_ATTEMPTS
 
 
 def test_stage_rows_go_in_sorted_by_process_key(driver: Driver, store: OracleStore) -> None:
@@ -764,11 +764,11 @@ def test_stage_rows_go_in_sorted_by_process_key(driver: Driver, store: OracleSto
     messages = consumer.fetch(10, 0)
     batch, _ = batch_for(payloads)
     # a row refused by the stage insert is found by its offset in the rows as sent
-    driver.batch_errors[Q.INSERT_STATUS_STAGE] = [[ora(2290, "check constraint violated", 1)]]
+    driver.batch_errors[oracle_sql.INSERT_STATUS_STAGE] = [[ora(2290, "check constraint violated", 1)]]
     outcome = consumer.commit(messages, batch, [])
-    (stage,) = driver.calls("executemany", Q.INSERT_STATUS_STAGE)
+    (stage,) = driver.calls("executemany", oracle_sql.INSERT_STATUS_STAGE)
     assert [tuple(row[:2]) for row in stage.params] == sorted(keys)
-    (dead,) = driver.calls("executemany", Q.INSERT_DEAD_LETTER)
+    (dead,) = driver.calls("executemany", oracle_sql.INSERT_DEAD_LETTER)
     assert msgspec.json.decode(dead.params[0][2])["process_id"] == "p10"  # sorted()[1]
     assert outcome.statuses == 4
 
@@ -776,8 +776,8 @@ def test_stage_rows_go_in_sorted_by_process_key(driver: Driver, store: OracleSto
 def test_log_times_beyond_the_last_partition_are_dead_lettered(driver: Driver, store: OracleStore) -> None:
     """Interval partitions stop at 1,048,575 per table (ORA-14300 around 4840): later log lines are
     dead-lettered with a reason naming the limit, the rest of the batch is stored."""
-    assert Q.LOG_TS_LIMIT_US == 1_048_574 * 86_400_000_000
-    assert datetime.fromtimestamp(Q.LOG_TS_LIMIT_US // 1_000_000, UTC).year == 4840
+    assert oracle_sql.LOG_TS_LIMIT_US == 1_048_574 * 86_400_000_000
+    assert datetime.fromtimestamp(oracle_sql.LOG_TS_LIMIT_US // 1_000_000, UTC).year == 4840
     payloads = [
         event("LOG", "e1", level="INFO", message="now"),
         event("LOG", "e2", level="INFO", message="far", timestamp="4840-11-24T00:00:00Z"),  # the first refused
@@ -791,9 +791,9 @@ def test_log_times_beyond_the_last_partition_are_dead_lettered(driver: Driver, s
     batch, rejects = batch_for(payloads)
     assert not rejects  # the core accepts them all
     outcome = consumer.commit(messages, batch, [])
-    (logs,) = driver.calls("executemany", Q.INSERT_LOGS)
+    (logs,) = driver.calls("executemany", oracle_sql.INSERT_LOGS)
     assert [row[2] for row in logs.params] == ["e1", "e3"]
-    (dead,) = driver.calls("executemany", Q.INSERT_DEAD_LETTER)
+    (dead,) = driver.calls("executemany", oracle_sql.INSERT_DEAD_LETTER)
     assert [row[2] for row in dead.params] == [payloads[1], payloads[3]]  # the messages as queued
     for code, reason, _, enqueued_at, _ in dead.params:
         assert code == "bad_timestamp"
@@ -811,16 +811,16 @@ def test_keys_not_claimed_by_claim_keys_are_claimed_at_commit(driver: Driver, st
     consumer = store.consumer()
     messages = consumer.fetch(10, 0)
     batch, _ = batch_for(payloads)
-    driver.batch_errors[Q.INSERT_DEDUPE] = [[ora(1, "unique constraint violated", 1)]]
+    driver.batch_errors[oracle_sql.INSERT_DEDUPE] = [[ora(1, "unique constraint violated", 1)]]
     with pytest.raises(DuplicateKeys) as raised:
         consumer.commit(messages, batch, [])
     assert raised.value.keys == {("acme", "e2")}
     # nothing was written and nothing rolled back: the worker rebuilds and commits again
-    assert not driver.calls("executemany", Q.INSERT_LOGS)
+    assert not driver.calls("executemany", oracle_sql.INSERT_LOGS)
     assert not driver.calls("rollback")
     rebuilt, _ = batch_for(payloads, seen={("acme", "e2")})
     consumer.commit(messages, rebuilt, [])
-    assert len(driver.calls("executemany", Q.INSERT_DEDUPE)) == 1
+    assert len(driver.calls("executemany", oracle_sql.INSERT_DEDUPE)) == 1
     assert driver.sequence()[-1] == "commit"
 
 
@@ -832,7 +832,7 @@ def test_a_dead_session_during_commit_is_replaced(driver: Driver, store: OracleS
     consumer.claim_keys([("acme", "e1")])
     batch, _ = batch_for(payloads)
     dead = oracledb.DatabaseError(ora(3113, "end-of-file on communication channel"))
-    driver.fail[Q.INSERT_STATUS_STAGE] = [dead]
+    driver.fail[oracle_sql.INSERT_STATUS_STAGE] = [dead]
     with pytest.raises(StoreError, match="batch commit failed"):
         consumer.commit(messages, batch, [])
     # the server rolled the session's transaction back as it died: the connection is dropped, not reused
@@ -841,8 +841,8 @@ def test_a_dead_session_during_commit_is_replaced(driver: Driver, store: OracleS
     assert len(driver.connections) == 2
 
 
-def test_vpd_consumer_works_in_the_service_scope(driver: Driver, store: OracleStore) -> None:
-    driver.rows[Q.VPD_INSTALLED] = [[(1,)]]
+def test_vpd_consumer_works_in_the_service_context(driver: Driver, store: OracleStore) -> None:
+    driver.rows[oracle_sql.VPD_INSTALLED] = [[(1,)]]
     store.consumer().fetch(1, 0)
     assert driver.sequence()[:3] == [
         "execute:ALTER SESSION SET",
@@ -864,15 +864,15 @@ def test_merge_applies_exactly_the_sqlite_upsert_rules() -> None:
         return " ".join(text.split())
 
     sqlite_set = words(UPSERT_STATUS.split("DO UPDATE SET", 1)[1])
-    merge_set = Q.MERGE_STATUS.split("WHEN MATCHED THEN UPDATE SET", 1)[1].split("WHEN NOT MATCHED", 1)[0]
+    merge_set = oracle_sql.MERGE_STATUS.split("WHEN MATCHED THEN UPDATE SET", 1)[1].split("WHEN NOT MATCHED", 1)[0]
     merge_set = merge_set.replace("s.terminal_status", "excluded.status").replace("GREATEST(", "MAX(")
     merge_set = words(re.sub(r"\bt\.", "", re.sub(r"\bs\.", "excluded.", merge_set)))
     assert merge_set == sqlite_set
     # and a new process is inserted with the same columns
     sqlite_columns = words(UPSERT_STATUS.split("INSERT INTO processes (", 1)[1].split(")", 1)[0])
-    merge_columns = words(Q.MERGE_STATUS.split("WHEN NOT MATCHED THEN INSERT (", 1)[1].split(")", 1)[0])
+    merge_columns = words(oracle_sql.MERGE_STATUS.split("WHEN NOT MATCHED THEN INSERT (", 1)[1].split(")", 1)[0])
     assert merge_columns == sqlite_columns
-    assert "COALESCE(s.terminal_status, 'RUNNING')" in Q.MERGE_STATUS
+    assert "COALESCE(s.terminal_status, 'RUNNING')" in oracle_sql.MERGE_STATUS
 
 
 # -- producers ------------------------------------------------------------------------------------------
@@ -959,7 +959,7 @@ def test_list_processes_binds_every_filter(driver: Driver, store: OracleStore) -
         limit=20,
     )
     store.list_processes(TENANT, query)
-    (query,) = [c for c in driver.calls("execute") if c.sql and Q.SELECT_PROCESS in c.sql]
+    (query,) = [c for c in driver.calls("execute") if c.sql and oracle_sql.SELECT_PROCESS in c.sql]
     assert_bound(query)
     assert query.params == {
         "tenant_id": TENANT,
@@ -979,7 +979,7 @@ def test_list_processes_binds_every_filter(driver: Driver, store: OracleStore) -
 
 def test_search_and_counts_bind_the_tenant_and_every_filter(driver: Driver, store: OracleStore) -> None:
     store.list_processes(TENANT, ProcessQuery(search="Nightly_100%", limit=5))
-    (listing,) = [c for c in driver.calls("execute") if c.sql and Q.SELECT_PROCESS in c.sql]
+    (listing,) = [c for c in driver.calls("execute") if c.sql and oracle_sql.SELECT_PROCESS in c.sql]
     assert_bound(listing)
     assert listing.params == {"tenant_id": TENANT, "search": "nightly_100%", "limit": 5}
     assert "INSTR(LOWER(process_id), :search) > 0" in (listing.sql or "")
@@ -998,10 +998,10 @@ def test_search_and_counts_bind_the_tenant_and_every_filter(driver: Driver, stor
 
 
 def test_stack_trace_binds_the_tenant(driver: Driver, store: OracleStore) -> None:
-    driver.rows[Q.STACK_TRACE] = [[("Traceback",)], []]
+    driver.rows[oracle_sql.STACK_TRACE] = [[("Traceback",)], []]
     assert store.stack_trace(TENANT, "p1") == "Traceback"
     assert store.stack_trace(TENANT, "nope") is None
-    first, _ = driver.calls("execute", Q.STACK_TRACE)
+    first, _ = driver.calls("execute", oracle_sql.STACK_TRACE)
     assert_bound(first)
     assert first.params == {"tenant_id": TENANT, "process_id": "p1"}
 
@@ -1014,9 +1014,9 @@ def test_list_processes_walk_parts_bind_the_snapshot(
     process_id (from the start: no '' bound, which Oracle would read as NULL)."""
     store.list_processes(TENANT, ProcessQuery(snapshot=NOW, after=(NOW, "p9"), limit=5))
     store.list_processes(TENANT, ProcessQuery(snapshot=NOW, changed_after=changed_after, limit=5))
-    driver.rows[Q.PROCESS_SNAPSHOT] = [[(NOW,)]]
+    driver.rows[oracle_sql.PROCESS_SNAPSHOT] = [[(NOW,)]]
     assert store.process_snapshot(TENANT) == NOW
-    first, second = [c for c in driver.calls("execute") if c.sql and Q.SELECT_PROCESS in c.sql]
+    first, second = [c for c in driver.calls("execute") if c.sql and oracle_sql.SELECT_PROCESS in c.sql]
     assert "updated_at <= :snapshot" in (first.sql or "")
     assert first.params == {"tenant_id": TENANT, "snapshot": NOW, "after_seen": NOW, "after_id": "p9", "limit": 5}
     assert "updated_at > :snapshot" in (second.sql or "")
@@ -1025,18 +1025,18 @@ def test_list_processes_walk_parts_bind_the_snapshot(
     assert second.params == {"tenant_id": TENANT, "snapshot": NOW, "limit": 5, **bound}
     for call in (first, second):
         assert set(re.findall(r":(\w+)", call.sql or "")) == set(call.params)
-    (snap,) = driver.calls("execute", Q.PROCESS_SNAPSHOT)
+    (snap,) = driver.calls("execute", oracle_sql.PROCESS_SNAPSHOT)
     assert snap.params == {"tenant_id": TENANT}
 
 
 def test_list_logs_and_logs_after_bind_the_tenant(driver: Driver, store: OracleStore) -> None:
     row = (7, NOW, 2, None, '{"d": 1}', "etl", None, None, None, 15)
-    driver.rows[Q.SELECT_LOG] = [[row]]
+    driver.rows[oracle_sql.SELECT_LOG] = [[row]]
     (entry,) = store.list_logs(TENANT, "p1", LogQuery(min_level=2, since=1, after=(NOW, 3), limit=10))
     assert entry.message == ""  # Oracle keeps '' as NULL
     assert (entry.seq, entry.level, entry.duration_us) == (7, "INFO", 15)
     store.logs_after(TENANT, "p1", 6, 50)
-    first, second = [c for c in driver.calls("execute") if c.sql and c.sql.startswith(Q.SELECT_LOG)]
+    first, second = [c for c in driver.calls("execute") if c.sql and c.sql.startswith(oracle_sql.SELECT_LOG)]
     assert_bound(first)
     assert first.params == {
         "tenant_id": TENANT,
@@ -1053,23 +1053,23 @@ def test_list_logs_and_logs_after_bind_the_tenant(driver: Driver, store: OracleS
 
 
 def test_dead_letters_read(driver: Driver, store: OracleStore) -> None:
-    driver.rows[Q.DEAD_LETTERS] = [[(1, "invalid_json", "bad", None, None, NOW)]]
+    driver.rows[oracle_sql.DEAD_LETTERS] = [[(1, "invalid_json", "bad", None, None, NOW)]]
     (letter,) = store.dead_letters(0, 10)
     assert letter.payload == ""  # an empty payload is NULL in Oracle
-    driver.rows[Q.COUNT_DEAD_LETTERS] = [[(1,)], [(1,)]]
-    driver.rows[Q.RECENT_DEAD_LETTERS] = [[(9, "bad_event_type", "bad", b"{}", None, NOW)], []]
+    driver.rows[oracle_sql.COUNT_DEAD_LETTERS] = [[(1,)], [(1,)]]
+    driver.rows[oracle_sql.RECENT_DEAD_LETTERS] = [[(9, "bad_event_type", "bad", b"{}", None, NOW)], []]
     _, (newest,) = store.recent_dead_letters(10)
     assert (newest.id, newest.payload) == (9, "{}")
     assert store.recent_dead_letters(10, before_id=9) == (1, [])
-    first, second = driver.calls("execute", Q.RECENT_DEAD_LETTERS)
+    first, second = driver.calls("execute", oracle_sql.RECENT_DEAD_LETTERS)
     assert first.params == {"since": -(2**63) + 1, "before_id": 2**63 - 1, "limit": 10}
     assert second.params == {"since": -(2**63) + 1, "before_id": 9, "limit": 10}
-    assert "ORDER BY id DESC" in Q.RECENT_DEAD_LETTERS
+    assert "ORDER BY id DESC" in oracle_sql.RECENT_DEAD_LETTERS
 
 
 def test_recent_dead_letters_read(driver: Driver, store: OracleStore) -> None:
-    driver.rows[Q.COUNT_DEAD_LETTERS] = [[(7,)]]
-    driver.rows[Q.RECENT_DEAD_LETTERS] = [[(9, "invalid_json", "bad", b"{", None, NOW)]]
+    driver.rows[oracle_sql.COUNT_DEAD_LETTERS] = [[(7,)]]
+    driver.rows[oracle_sql.RECENT_DEAD_LETTERS] = [[(9, "invalid_json", "bad", b"{", None, NOW)]]
     total, (letter,) = store.recent_dead_letters(1, 123)
     assert (total, letter.id, letter.payload) == (7, 9, "{")
 
@@ -1078,7 +1078,7 @@ def test_recent_dead_letters_read(driver: Driver, store: OracleStore) -> None:
 
 
 def test_vpd_tenant_is_set_and_cleared_around_each_read(driver: Driver, store: OracleStore) -> None:
-    driver.rows[Q.VPD_INSTALLED] = [[(1,)]]
+    driver.rows[oracle_sql.VPD_INSTALLED] = [[(1,)]]
     store.get_status("acme", "p1")
     store.get_status("globex", "p1")
     assert (
@@ -1093,15 +1093,15 @@ def test_vpd_tenant_is_set_and_cleared_around_each_read(driver: Driver, store: O
             "callproc:sentinel_ctx_pkg.clear_context",
         ]
     )
-    assert [c.params for c in driver.calls("callproc") if c.sql == Q.SET_TENANT] == [["acme"], ["globex"]]
+    assert [c.params for c in driver.calls("callproc") if c.sql == oracle_sql.SET_TENANT] == [["acme"], ["globex"]]
     assert driver.pool.release.call_count == 2
     driver.pool.drop.assert_not_called()
 
 
-def test_vpd_housekeeping_uses_the_service_scope(driver: Driver, store: OracleStore) -> None:
-    driver.rows[Q.VPD_INSTALLED] = [[(1,)]]
-    driver.rows[Q.FIND_QUEUE] = [[("SENTINEL", "SENTINEL_QUEUE_TAB")]]
-    sweep = Q.MARK_STALLED.format(view='"SENTINEL"."AQ$SENTINEL_QUEUE_TAB"')
+def test_vpd_housekeeping_uses_the_service_context(driver: Driver, store: OracleStore) -> None:
+    driver.rows[oracle_sql.VPD_INSTALLED] = [[(1,)]]
+    driver.rows[oracle_sql.FIND_QUEUE] = [[("SENTINEL", "SENTINEL_QUEUE_TAB")]]
+    sweep = oracle_sql.MARK_STALLED.format(view='"SENTINEL"."AQ$SENTINEL_QUEUE_TAB"')
     driver.rowcounts[sweep] = [4]
     assert store.mark_stalled(NOW, NOW + 5) == 4
     assert driver.sequence() == [
@@ -1122,7 +1122,7 @@ def test_vpd_housekeeping_uses_the_service_scope(driver: Driver, store: OracleSt
 
 
 def test_vpd_context_is_cleared_after_a_failed_query(driver: Driver, store: OracleStore) -> None:
-    driver.rows[Q.VPD_INSTALLED] = [[(1,)]]
+    driver.rows[oracle_sql.VPD_INSTALLED] = [[(1,)]]
     driver.fail[GET_STATUS_WITH_BASELINES] = [oracledb.DatabaseError(ora(1013, "user requested cancel"))]
     with pytest.raises(StoreError, match="ORA-01013"):
         store.get_status("acme", "p1")
@@ -1131,7 +1131,7 @@ def test_vpd_context_is_cleared_after_a_failed_query(driver: Driver, store: Orac
 
 
 def test_a_connection_whose_context_cannot_be_cleared_leaves_the_pool(driver: Driver, store: OracleStore) -> None:
-    driver.rows[Q.VPD_INSTALLED] = [[(1,)]]
+    driver.rows[oracle_sql.VPD_INSTALLED] = [[(1,)]]
     original = driver.cursor
 
     def cursor(conn: Any) -> Any:
@@ -1140,7 +1140,7 @@ def test_a_connection_whose_context_cannot_be_cleared_leaves_the_pool(driver: Dr
 
         def callproc(name: str, parameters: Any = None, *args: Any, **kwargs: Any) -> None:
             real(name, parameters)
-            if name == Q.CLEAR_CONTEXT:
+            if name == oracle_sql.CLEAR_CONTEXT:
                 raise oracledb.DatabaseError(ora(4068, "existing state of packages has been discarded"))
 
         cur.callproc.side_effect = callproc
@@ -1161,57 +1161,57 @@ def test_without_vpd_no_context_calls(driver: Driver, store: OracleStore) -> Non
 
 
 def test_purge_drops_whole_old_days_then_deletes_the_rest(driver: Driver, store: OracleStore) -> None:
-    day = Q.DAY_US
+    day = oracle_sql.DAY_US
     old = 20_000 * day + 123
     cutoff = 20_002 * day + 5
-    driver.rows[Q.OLDEST_LOG] = [[(old,)], [(20_002 * day,)]]
-    driver.rows[Q.COUNT_LOGS_BETWEEN] = [[(40,)]]
-    driver.rowcounts[Q.PURGE_LOGS] = [3]
-    driver.rowcounts[Q.PURGE_DEDUPE] = [7]
+    driver.rows[oracle_sql.OLDEST_LOG] = [[(old,)], [(20_002 * day,)]]
+    driver.rows[oracle_sql.COUNT_LOGS_BETWEEN] = [[(40,)]]
+    driver.rowcounts[oracle_sql.PURGE_LOGS] = [3]
+    driver.rowcounts[oracle_sql.PURGE_DEDUPE] = [7]
     assert store.purge(cutoff, NOW) == (43, 7)
-    (count,) = driver.calls("execute", Q.COUNT_LOGS_BETWEEN)
+    (count,) = driver.calls("execute", oracle_sql.COUNT_LOGS_BETWEEN)
     assert count.params == {"low": 20_000 * day, "high": 20_001 * day}
     drops = [c.sql for c in driver.calls("execute") if c.sql and "DROP PARTITION" in c.sql]
     assert drops == [f"ALTER TABLE sentinel_logs DROP PARTITION FOR ({20_000 * day}) UPDATE INDEXES"]
-    assert driver.calls("execute", Q.PURGE_LOGS)[0].params == {"before": cutoff, "chunk": 5000}
+    assert driver.calls("execute", oracle_sql.PURGE_LOGS)[0].params == {"before": cutoff, "chunk": 5000}
 
 
 def test_purge_on_a_table_without_partitions_deletes_rows(driver: Driver, store: OracleStore) -> None:
     """002 on an edition without the Partitioning option: the first DROP PARTITION says so (ORA-14501)
     and retention is the chunked delete alone from then on."""
-    day = Q.DAY_US
-    driver.rows[Q.OLDEST_LOG] = [[(20_000 * day,)]]
-    driver.rows[Q.COUNT_LOGS_BETWEEN] = [[(40,)]]
+    day = oracle_sql.DAY_US
+    driver.rows[oracle_sql.OLDEST_LOG] = [[(20_000 * day,)]]
+    driver.rows[oracle_sql.COUNT_LOGS_BETWEEN] = [[(40,)]]
     driver.fail["DROP PARTITION"] = [oracledb.DatabaseError(ora(14501, "object is not partitioned"))]
-    driver.rowcounts[Q.PURGE_LOGS] = [3]
+    driver.rowcounts[oracle_sql.PURGE_LOGS] = [3]
     assert store.purge(20_005 * day, NOW) == (3, 0)
     assert store.purge(20_005 * day, NOW) == (3, 0)
     drops = [c for c in driver.calls("execute") if c.sql and "DROP PARTITION" in c.sql]
     assert len(drops) == 1  # not tried again
-    assert len(driver.calls("execute", Q.OLDEST_LOG)) == 1
-    assert len(driver.calls("execute", Q.PURGE_LOGS)) == 2
+    assert len(driver.calls("execute", oracle_sql.OLDEST_LOG)) == 1
+    assert len(driver.calls("execute", oracle_sql.PURGE_LOGS)) == 2
 
 
 def test_queue_stats_counts_ready_and_delayed_messages() -> None:
     """The AQ$ view names a delayed message's state WAIT (every message in its retry_delay after a
     rolled-back batch); the backlog counts it with READY and nothing else."""
-    states = re.search(r"msg_state IN \(([^)]*)\)", Q.QUEUE_STATS)
+    states = re.search(r"msg_state IN \(([^)]*)\)", oracle_sql.QUEUE_STATS)
     assert states is not None
     assert [s.strip().strip("'") for s in states.group(1).split(",")] == ["READY", "WAIT"]
 
 
 def test_queue_stats_reads_the_aq_view(driver: Driver, store: OracleStore) -> None:
-    driver.rows[Q.FIND_QUEUE] = [[("SENTINEL", "SENTINEL_QUEUE_TAB")]]
+    driver.rows[oracle_sql.FIND_QUEUE] = [[("SENTINEL", "SENTINEL_QUEUE_TAB")]]
     driver.rows['FROM "SENTINEL"."AQ$SENTINEL_QUEUE_TAB"'] = [[(3, datetime(2025, 6, 15, 12))]]
     stats = store.queue_stats()
     assert (stats.depth, stats.oldest_enqueued_at) == (3, 1_749_988_800_000_000)
-    assert driver.calls("execute", Q.FIND_QUEUE)[0].params == {"name": "SENTINEL_QUEUE", "owner": None}
+    assert driver.calls("execute", oracle_sql.FIND_QUEUE)[0].params == {"name": "SENTINEL_QUEUE", "owner": None}
 
 
 def test_secret_is_created_once(driver: Driver, store: OracleStore) -> None:
-    driver.rows[Q.GET_SECRET] = [[], [(b"k" * 32,)]]
+    driver.rows[oracle_sql.GET_SECRET] = [[], [(b"k" * 32,)]]
     assert store.secret("hmac") == b"k" * 32
-    (put,) = driver.calls("execute", Q.PUT_SECRET)
+    (put,) = driver.calls("execute", oracle_sql.PUT_SECRET)
     assert put.params["name"] == "hmac"
     assert len(put.params["secret_value"]) == 32
 
@@ -1232,7 +1232,7 @@ def test_migrate_runs_every_statement_and_tolerates_existing_objects(driver: Dri
     applied = store.migrate()
     assert applied == [p.name for p in sorted(SQL_DIR.glob("*.sql"))]
     executed = [c.sql for c in driver.calls("execute")]
-    assert executed[0] == Q.CREATE_MIGRATIONS
+    assert executed[0] == oracle_sql.CREATE_MIGRATIONS
     statements = [sql for _, sql in plan_migration(SQL_DIR)]
     assert [s for s in executed if s in statements] == statements
     assert len(driver.calls("commit")) == len(applied)  # one per script
@@ -1242,8 +1242,8 @@ def test_migrate_skips_recorded_scripts_and_reports_compile_errors(driver: Drive
     from sentinel.store.oracle import load_scripts
 
     scripts = load_scripts(SQL_DIR)
-    driver.rows[Q.APPLIED_MIGRATIONS] = [[(name, checksum) for name, checksum, _ in scripts[:3]]]
-    driver.rows[Q.COMPILE_ERRORS] = [[("SENTINEL_PKG", "PACKAGE BODY", 12, 5, "PLS-00201: identifier 'X'\n")]]
+    driver.rows[oracle_sql.APPLIED_MIGRATIONS] = [[(name, checksum) for name, checksum, _ in scripts[:3]]]
+    driver.rows[oracle_sql.COMPILE_ERRORS] = [[("SENTINEL_PKG", "PACKAGE BODY", 12, 5, "PLS-00201: identifier 'X'\n")]]
     original = driver.cursor
 
     def cursor(conn: Any) -> Any:
@@ -1305,7 +1305,7 @@ def test_open_test_store_migrates_and_empties(driver: Driver, tmp_path: Path) ->
 
 
 def test_reset_empties_tables_and_queue(driver: Driver, store: OracleStore) -> None:
-    driver.rows[Q.FIND_QUEUE] = [[("SENTINEL", "SENTINEL_QUEUE_TAB")]]
+    driver.rows[oracle_sql.FIND_QUEUE] = [[("SENTINEL", "SENTINEL_QUEUE_TAB")]]
     oracle_scratch.reset(store)
     executed = [c.sql for c in driver.calls("execute")]
     truncated = [sql for sql in executed if sql and sql.startswith("TRUNCATE")]

@@ -109,7 +109,7 @@ def test_exemptions_are_exactly_the_known_ones() -> None:
     assert len(found) == 3
 
 
-PROCEDURE_NAMES = {"SET_TENANT", "SET_SERVICE_SCOPE", "CLEAR_CONTEXT"}  # names for callproc, not SQL
+PROCEDURE_NAMES = {"SET_TENANT", "SET_SERVICE_CONTEXT", "CLEAR_CONTEXT"}  # names for callproc, not SQL
 ADAPTER_SQL = sorted(
     name
     for name in dir(oracle_sql)

@@ -595,7 +595,7 @@ def test_outside_dev_mode_there_is_no_dev_sign_in(tmp_path: Path) -> None:
 def test_oidc_sign_in_with_pkce_refresh_and_sign_out(browser: Any, tmp_path: Path) -> None:
     tenant = unique("oidc")
     client_id = "sentinel-dashboard"
-    provider = OidcProvider(client_id=client_id, audience="sentinel", tenant=tenant, token_seconds=12)
+    provider = OidcProvider(client_id=client_id, audience="sentinel", tenant=tenant, token_sec=12)
     with (
         provider as idp,
         ApiServer(tmp_path / "data", idp=idp, env={"SENTINEL_UI_CLIENT_ID": client_id}) as api,  # type: ignore[arg-type]

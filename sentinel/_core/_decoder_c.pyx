@@ -24,7 +24,7 @@ import types
 
 import msgspec
 
-from sentinel._core import _shared as S
+from sentinel._core import _shared
 from sentinel._core._schema import EventWire
 from sentinel._core._shared import EventRejected
 
@@ -36,10 +36,10 @@ cdef object _encoder = msgspec.json.Encoder()
 cdef object _EventWire = EventWire
 cdef object _DecodeError = msgspec.DecodeError
 cdef object _ValidationError = msgspec.ValidationError
-cdef tuple _PARSE_ERRORS = S.PARSE_ERRORS
-cdef dict _TYPE_CODES = S.EVENT_TYPE_CODES
-cdef dict _LEVEL_CODES = S.LEVEL_CODES
-cdef tuple _PRIORITIES = S.PRIORITIES
+cdef tuple _PARSE_ERRORS = _shared.PARSE_ERRORS
+cdef dict _TYPE_CODES = _shared.EVENT_TYPE_CODES
+cdef dict _LEVEL_CODES = _shared.LEVEL_CODES
+cdef tuple _PRIORITIES = _shared.PRIORITIES
 
 include "_constants.pxi"
 
@@ -86,33 +86,33 @@ def _prove_offsets():
 
 _prove_offsets()
 
-cdef int MAX_EVENT_ID = S.MAX_EVENT_ID
-cdef int MAX_PROCESS_ID = S.MAX_PROCESS_ID
-cdef int MAX_TENANT_ID = S.MAX_TENANT_ID
-cdef int MAX_NAME = S.MAX_NAME
-cdef int MAX_STEP = S.MAX_STEP
-cdef int MAX_TEXT = S.MAX_TEXT
-cdef int MAX_STACK = S.MAX_STACK
-cdef Py_ssize_t MAX_JSON = S.MAX_JSON
-cdef int MIN_YEAR = S.MIN_YEAR
-cdef int64_t MAX_US = S.MAX_US
-cdef object MAX_DURATION_US = S.MAX_DURATION_US
+cdef int MAX_EVENT_ID = _shared.MAX_EVENT_ID
+cdef int MAX_PROCESS_ID = _shared.MAX_PROCESS_ID
+cdef int MAX_TENANT_ID = _shared.MAX_TENANT_ID
+cdef int MAX_NAME = _shared.MAX_NAME
+cdef int MAX_STEP = _shared.MAX_STEP
+cdef int MAX_TEXT = _shared.MAX_TEXT
+cdef int MAX_STACK = _shared.MAX_STACK
+cdef Py_ssize_t MAX_JSON = _shared.MAX_JSON
+cdef int MIN_YEAR = _shared.MIN_YEAR
+cdef int64_t MAX_US = _shared.MAX_US
+cdef object MAX_DURATION_US = _shared.MAX_DURATION_US
 cdef int[12] DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 cdef int64_t[7] POW10 = [1, 10, 100, 1000, 10000, 100000, 1000000]
-cdef Py_ssize_t MAX_DEPTH = S.MAX_DEPTH
-cdef Py_ssize_t SUSPECT_DIGITS = S.SUSPECT_DIGITS
-cdef Py_ssize_t SUSPECT_EXPONENT_DIGITS = S.SUSPECT_EXPONENT_DIGITS
-cdef int TS_SHAPE = S.TS_SHAPE
-cdef int TS_NO_OFFSET = S.TS_NO_OFFSET
-cdef int TS_YEAR = S.TS_YEAR
-cdef int TS_MONTH = S.TS_MONTH
-cdef int TS_DAY = S.TS_DAY
-cdef int TS_HOUR = S.TS_HOUR
-cdef int TS_MINUTE = S.TS_MINUTE
-cdef int TS_SECOND = S.TS_SECOND
-cdef int TS_LEAP = S.TS_LEAP
-cdef int TS_OFFSET = S.TS_OFFSET
-cdef int TS_RANGE = S.TS_RANGE
+cdef Py_ssize_t MAX_DEPTH = _shared.MAX_DEPTH
+cdef Py_ssize_t SUSPECT_DIGITS = _shared.SUSPECT_DIGITS
+cdef Py_ssize_t SUSPECT_EXPONENT_DIGITS = _shared.SUSPECT_EXPONENT_DIGITS
+cdef int TS_SHAPE = _shared.TS_SHAPE
+cdef int TS_NO_OFFSET = _shared.TS_NO_OFFSET
+cdef int TS_YEAR = _shared.TS_YEAR
+cdef int TS_MONTH = _shared.TS_MONTH
+cdef int TS_DAY = _shared.TS_DAY
+cdef int TS_HOUR = _shared.TS_HOUR
+cdef int TS_MINUTE = _shared.TS_MINUTE
+cdef int TS_SECOND = _shared.TS_SECOND
+cdef int TS_LEAP = _shared.TS_LEAP
+cdef int TS_OFFSET = _shared.TS_OFFSET
+cdef int TS_RANGE = _shared.TS_RANGE
 
 # What one pass over a payload (``_scan``) finds: bytes past ASCII (the exact UTF-8 check runs), a
 # nesting deeper than allowed, and a number that could overflow a double (the exact check runs).
@@ -213,7 +213,7 @@ cdef int _quick_checks(bytes data, Py_ssize_t levels) except -1:
     if flags & SCAN_NON_ASCII and _valid_utf8(<const unsigned char*>data, len(data)):
         flags &= ~SCAN_NON_ASCII
     if flags & (SCAN_NON_ASCII | SCAN_DEEP):
-        fault = S.checked_json(data, flags & SCAN_NON_ASCII, flags & SCAN_DEEP, levels)
+        fault = _shared.checked_json(data, flags & SCAN_NON_ASCII, flags & SCAN_DEEP, levels)
         if fault is not None:
             raise fault
     return flags
@@ -231,7 +231,7 @@ cdef class Event:
 
     @property
     def event_type(self):
-        return S.EVENT_TYPES[self.kind]
+        return _shared.EVENT_TYPES[self.kind]
 
     @property
     def priority(self):
@@ -354,10 +354,10 @@ def parse_timestamp(value, str field="timestamp"):
     cdef int64_t us
     cdef int code
     if type(value) is not str:
-        raise S.bad_timestamp(value, TS_SHAPE, field)
+        raise _shared.bad_timestamp(value, TS_SHAPE, field)
     code = parse_rfc3339(<str>value, &us)
     if code:
-        raise S.bad_timestamp(value, code, field)
+        raise _shared.bad_timestamp(value, code, field)
     return us
 
 
@@ -381,11 +381,11 @@ cdef bint _has_control(str text) noexcept:
 
 cdef str _ident(object value, str field, int limit):
     if value is None:
-        raise S.missing(field)
+        raise _shared.missing(field)
     if type(value) is not str or not 1 <= len(<str>value) <= limit:
-        raise S.need_text(field, 1, limit, value)
+        raise _shared.need_text(field, 1, limit, value)
     if _has_control(<str>value):
-        raise S.control_char(field)
+        raise _shared.control_char(field)
     return <str>value
 
 
@@ -393,7 +393,7 @@ cdef inline object _text(object value, str field, int limit):
     if value is None:
         return None
     if type(value) is not str or len(<str>value) > limit:
-        raise S.need_text(field, 0, limit, value)
+        raise _shared.need_text(field, 0, limit, value)
     return value
 
 
@@ -409,9 +409,9 @@ cdef object _object(object raw, str field):
         if size == 0 or (size == 4 and memcmp(data, b"null", 4) == 0):
             return None
         if data[0] != 123:  # "{"
-            raise S.not_object(field)
+            raise _shared.not_object(field)
         if size > MAX_JSON:
-            raise S.too_large(field, MAX_JSON)
+            raise _shared.too_large(field, MAX_JSON)
         return PyUnicode_DecodeUTF8(data, size, NULL)
     finally:
         PyBuffer_Release(&view)
@@ -425,14 +425,14 @@ cdef object _hex(object value, str field, Py_ssize_t digits):
     if value is None:
         return None
     if type(value) is not str or len(<str>value) != digits or not PyUnicode_IS_ASCII(<str>value):
-        raise S.bad_hex(field, digits)
+        raise _shared.bad_hex(field, digits)
     ascii = <const unsigned char*>PyUnicode_DATA(<str>value)
     for i in range(digits):
         code = ascii[i]
         if 65 <= code <= 70:
             upper = True
         elif not (48 <= code <= 57 or 97 <= code <= 102):
-            raise S.bad_hex(field, digits)
+            raise _shared.bad_hex(field, digits)
     return (<str>value).lower() if upper else value
 
 
@@ -445,10 +445,10 @@ cdef Event validate_wire(object wire, str tenant):
     event.event_id = _ident(_field(wire, F_EVENT_ID), "event_id", MAX_EVENT_ID)
     kind_name = _field(wire, F_EVENT_TYPE)
     if kind_name is None:
-        raise S.missing("event_type")
+        raise _shared.missing("event_type")
     code = _TYPE_CODES.get(kind_name) if type(kind_name) is str else None
     if code is None:
-        raise S.bad_event_type(kind_name)
+        raise _shared.bad_event_type(kind_name)
     kind = <int>code
     event.kind = kind
     event.process_id = _ident(_field(wire, F_PROCESS_ID), "process_id", MAX_PROCESS_ID)
@@ -458,15 +458,15 @@ cdef Event validate_wire(object wire, str tenant):
     else:
         event.tenant_id = _ident(value, "tenant_id", MAX_TENANT_ID)
         if tenant is not None and event.tenant_id != tenant:
-            raise S.foreign_tenant(event.tenant_id)
+            raise _shared.foreign_tenant(event.tenant_id)
     value = _field(wire, F_TIMESTAMP)
     if value is None:
-        raise S.missing("timestamp")
+        raise _shared.missing("timestamp")
     if type(value) is not str:
-        raise S.bad_timestamp(value)
+        raise _shared.bad_timestamp(value)
     ts_code = parse_rfc3339(<str>value, &event.ts)
     if ts_code:
-        raise S.bad_timestamp(value, ts_code)
+        raise _shared.bad_timestamp(value, ts_code)
 
     if kind == STARTED:
         event.process_name = _text(_field(wire, F_PROCESS_NAME), "process_name", MAX_NAME)
@@ -480,7 +480,7 @@ cdef Event validate_wire(object wire, str tenant):
         value = _field(wire, F_PERCENT)
         if value is not None:
             if type(value) is not int and type(value) is not float or not 0 <= value <= 100:
-                raise S.bad_number("percent", "a number from 0 to 100", value)
+                raise _shared.bad_number("percent", "a number from 0 to 100", value)
             event.percent = float(value)
         event.metadata = _object(_field(wire, F_METADATA), "metadata")
     elif kind == HEARTBEAT:
@@ -488,14 +488,14 @@ cdef Event validate_wire(object wire, str tenant):
     elif kind == LOG:
         value = _field(wire, F_LEVEL)
         if value is None:
-            raise S.missing("level")
+            raise _shared.missing("level")
         code = _LEVEL_CODES.get(value) if type(value) is str else None
         if code is None:
-            raise S.bad_level(value)
+            raise _shared.bad_level(value)
         event.level = <int>code
         value = _field(wire, F_MESSAGE)
         if value is None:
-            raise S.missing("message")
+            raise _shared.missing("message")
         event.message = _text(value, "message", MAX_TEXT)
         event.details = _object(_field(wire, F_DETAILS), "details")
         event.component = _text(_field(wire, F_COMPONENT), "component", MAX_NAME)
@@ -505,7 +505,7 @@ cdef Event validate_wire(object wire, str tenant):
         value = _field(wire, F_DURATION_US)
         if value is not None:
             if type(value) is not int or not 0 <= value <= MAX_DURATION_US:
-                raise S.bad_number("duration_us", "a whole number >= 0", value)
+                raise _shared.bad_number("duration_us", "a whole number >= 0", value)
             event.duration_us = value
     elif kind == COMPLETED:
         event.result = _object(_field(wire, F_RESULT), "result")
@@ -527,9 +527,9 @@ cdef Event _decode(bytes payload, str tenant):
     try:
         wire = _decoder.decode(payload)
     except _PARSE_ERRORS as exc:
-        raise S.parse_error(exc, payload) from None
+        raise _shared.parse_error(exc, payload) from None
     if flags & SCAN_SUSPECT_NUMBER:
-        fault = S.number_fault(payload)
+        fault = _shared.number_fault(payload)
         if fault is not None:
             raise fault
     return validate_wire(wire, tenant)
@@ -563,12 +563,12 @@ def prepare_http(bytes body, str tenant, Py_ssize_t max_events):
     cdef Event event
     cdef bytes start = body.lstrip()[:1], raw
     if start != b"{" and start != b"[":
-        raise S.BodyRejected("body must be a JSON object or an array of objects")
+        raise _shared.BodyRejected("body must be a JSON object or an array of objects")
     try:
         # An array's events sit one level deeper than the body: the limit is the event's.
         flags = _quick_checks(body, MAX_DEPTH + (1 if start == b"[" else 0))
     except EventRejected as fault:
-        raise S.body_rejected(fault) from None
+        raise _shared.body_rejected(fault) from None
     suspect = (flags & SCAN_SUSPECT_NUMBER) != 0
     try:
         if start == b"{":
@@ -583,7 +583,7 @@ def prepare_http(bytes body, str tenant, Py_ssize_t max_events):
             except _ValidationError:
                 items = _raw_list_decoder.decode(body)
     except _DecodeError:
-        raise S.BodyRejected(f"body is not valid JSON: {S.explain_json(body)}") from None
+        raise _shared.BodyRejected(f"body is not valid JSON: {_shared.explain_json(body)}") from None
     if len(items) > max_events:
         raise OverflowError(len(items))
     encode = _encoder.encode
@@ -596,9 +596,9 @@ def prepare_http(bytes body, str tenant, Py_ssize_t max_events):
                 try:
                     wire = _decoder.decode(raw)
                 except _PARSE_ERRORS as exc:
-                    raise S.parse_error(exc, raw) from None
+                    raise _shared.parse_error(exc, raw) from None
                 if suspect:
-                    fault = S.number_fault(raw)
+                    fault = _shared.number_fault(raw)
                     if fault is not None:
                         raise fault
             event = validate_wire(wire, tenant)

@@ -8,7 +8,7 @@ from typing import cast
 
 import msgspec
 
-from . import _shared as S
+from . import _shared
 from ._schema import EVENT_ATTRS, EventWire
 from ._shared import EventRejected
 
@@ -89,11 +89,11 @@ class Event:
 
     @property
     def event_type(self) -> str:
-        return S.EVENT_TYPES[self.kind]
+        return _shared.EVENT_TYPES[self.kind]
 
     @property
     def priority(self) -> int:
-        return S.PRIORITIES[self.kind]
+        return _shared.PRIORITIES[self.kind]
 
     def as_tuple(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in Event.__slots__)
@@ -103,10 +103,10 @@ def parse_timestamp(value: object, field: str = "timestamp") -> int:
     """RFC 3339 date-time with a mandatory offset -> microseconds since the epoch, UTC. Fraction
     digits past the sixth are dropped; a leap second (23:59:60 UTC) counts as 23:59:59.999999."""
     if not isinstance(value, str):
-        raise S.bad_timestamp(value, S.TS_SHAPE, field)
+        raise _shared.bad_timestamp(value, _shared.TS_SHAPE, field)
     us, code = _rfc3339(value)
     if code:
-        raise S.bad_timestamp(value, code, field)
+        raise _shared.bad_timestamp(value, code, field)
     return us
 
 
@@ -114,36 +114,36 @@ def _rfc3339(value: str) -> tuple[int, int]:
     """``(microseconds, 0)``, or ``(0, TS_* code)`` saying why not."""
     match = _RFC3339.fullmatch(value)
     if match is None:
-        return 0, S.TS_SHAPE
+        return 0, _shared.TS_SHAPE
     if match[8] is None and match[9] is None:
-        return 0, S.TS_NO_OFFSET
+        return 0, _shared.TS_NO_OFFSET
     year, month, day = int(match[1]), int(match[2]), int(match[3])
     hour, minute, second = int(match[4]), int(match[5]), int(match[6])
-    if year < S.MIN_YEAR:
-        return 0, S.TS_YEAR
+    if year < _shared.MIN_YEAR:
+        return 0, _shared.TS_YEAR
     if not 1 <= month <= 12:
-        return 0, S.TS_MONTH
+        return 0, _shared.TS_MONTH
     leap_year = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
     if not 1 <= day <= _DAYS_IN_MONTH[month - 1] + (1 if month == 2 and leap_year else 0):
-        return 0, S.TS_DAY
+        return 0, _shared.TS_DAY
     if hour > 23:
-        return 0, S.TS_HOUR
+        return 0, _shared.TS_HOUR
     if minute > 59:
-        return 0, S.TS_MINUTE
+        return 0, _shared.TS_MINUTE
     if second > 60:
-        return 0, S.TS_SECOND
+        return 0, _shared.TS_SECOND
     offset = 0
     if match[9] is not None:
         off_hour, off_minute = int(match[10]), int(match[11])
         if off_hour > 23 or off_minute > 59:
-            return 0, S.TS_OFFSET
+            return 0, _shared.TS_OFFSET
         offset = off_hour * 60 + off_minute
         if match[9] == "-":
             offset = -offset
     micros = int((match[7] or "")[:6].ljust(6, "0"))
     if second == 60:
         if (hour * 60 + minute - offset) % 1440 != 1439:
-            return 0, S.TS_LEAP
+            return 0, _shared.TS_LEAP
         second, micros = 59, 999_999
     # Days from the civil calendar (H. Hinnant's algorithm), exact for the proleptic Gregorian calendar.
     y = year - 1 if month <= 2 else year
@@ -153,18 +153,18 @@ def _rfc3339(value: str) -> tuple[int, int]:
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     days = era * 146097 + doe - 719468
     us = ((days * 86400 + hour * 3600 + minute * 60 + second) - offset * 60) * 1_000_000 + micros
-    if us > S.MAX_US:
-        return 0, S.TS_RANGE
+    if us > _shared.MAX_US:
+        return 0, _shared.TS_RANGE
     return us, 0
 
 
 def _ident(value: object, field: str, limit: int) -> str:
     if value is None:
-        raise S.missing(field)
+        raise _shared.missing(field)
     if type(value) is not str or not 1 <= len(value) <= limit:
-        raise S.need_text(field, 1, limit, value)
+        raise _shared.need_text(field, 1, limit, value)
     if _CONTROL.search(value) is not None:
-        raise S.control_char(field)
+        raise _shared.control_char(field)
     return value
 
 
@@ -172,7 +172,7 @@ def _text(value: object, field: str, limit: int) -> str | None:
     if value is None:
         return None
     if type(value) is not str or len(value) > limit:
-        raise S.need_text(field, 0, limit, value)
+        raise _shared.need_text(field, 0, limit, value)
     return value
 
 
@@ -184,9 +184,9 @@ def _object(raw: msgspec.Raw, field: str) -> str | None:
     if data == b"null":
         return None
     if data[0] != 0x7B:  # "{"
-        raise S.not_object(field)
-    if size > S.MAX_JSON:
-        raise S.too_large(field, S.MAX_JSON)
+        raise _shared.not_object(field)
+    if size > _shared.MAX_JSON:
+        raise _shared.too_large(field, _shared.MAX_JSON)
     return data.decode()
 
 
@@ -194,7 +194,7 @@ def _hex(value: object, field: str, digits: int) -> str | None:
     if value is None:
         return None
     if type(value) is not str or len(value) != digits or _HEX.fullmatch(value) is None:
-        raise S.bad_hex(field, digits)
+        raise _shared.bad_hex(field, digits)
     return value.lower()
 
 
@@ -202,77 +202,77 @@ def validate(wire: EventWire, tenant: str | None = None) -> Event:
     """Check one decoded wire event against SPEC section 2. ``tenant``, when given, is the caller's
     tenant (HTTP): an event may omit ``tenant_id`` and takes it, or must carry the same value."""
     event = Event()
-    event.event_id = _ident(wire.event_id, "event_id", S.MAX_EVENT_ID)
+    event.event_id = _ident(wire.event_id, "event_id", _shared.MAX_EVENT_ID)
     kind_name = wire.event_type
     if kind_name is None:
-        raise S.missing("event_type")
-    kind = S.EVENT_TYPE_CODES.get(kind_name) if type(kind_name) is str else None
+        raise _shared.missing("event_type")
+    kind = _shared.EVENT_TYPE_CODES.get(kind_name) if type(kind_name) is str else None
     if kind is None:
-        raise S.bad_event_type(kind_name)
+        raise _shared.bad_event_type(kind_name)
     event.kind = kind
-    event.process_id = _ident(wire.process_id, "process_id", S.MAX_PROCESS_ID)
+    event.process_id = _ident(wire.process_id, "process_id", _shared.MAX_PROCESS_ID)
     if tenant is not None and wire.tenant_id is None:
         event.tenant_id = tenant
     else:
-        event.tenant_id = _ident(wire.tenant_id, "tenant_id", S.MAX_TENANT_ID)
+        event.tenant_id = _ident(wire.tenant_id, "tenant_id", _shared.MAX_TENANT_ID)
         if tenant is not None and event.tenant_id != tenant:
-            raise S.foreign_tenant(event.tenant_id)
+            raise _shared.foreign_tenant(event.tenant_id)
     if wire.timestamp is None:
-        raise S.missing("timestamp")
+        raise _shared.missing("timestamp")
     event.ts = parse_timestamp(wire.timestamp)
 
-    if kind == S.STARTED:
-        event.process_name = _text(wire.process_name, "process_name", S.MAX_NAME)
-        event.process_type = _text(wire.process_type, "process_type", S.MAX_NAME)
-        event.package_name = _text(wire.package_name, "package_name", S.MAX_NAME)
-        event.procedure_name = _text(wire.procedure_name, "procedure_name", S.MAX_NAME)
-        event.correlation_id = _text(wire.correlation_id, "correlation_id", S.MAX_NAME)
+    if kind == _shared.STARTED:
+        event.process_name = _text(wire.process_name, "process_name", _shared.MAX_NAME)
+        event.process_type = _text(wire.process_type, "process_type", _shared.MAX_NAME)
+        event.package_name = _text(wire.package_name, "package_name", _shared.MAX_NAME)
+        event.procedure_name = _text(wire.procedure_name, "procedure_name", _shared.MAX_NAME)
+        event.correlation_id = _text(wire.correlation_id, "correlation_id", _shared.MAX_NAME)
         event.metadata = _object(wire.metadata, "metadata")
-    elif kind == S.PROGRESS:
-        event.step = _text(wire.step, "step", S.MAX_STEP)
+    elif kind == _shared.PROGRESS:
+        event.step = _text(wire.step, "step", _shared.MAX_STEP)
         percent = wire.percent
         if percent is not None:
             if (type(percent) is not int and type(percent) is not float) or not 0 <= percent <= 100:
-                raise S.bad_number("percent", "a number from 0 to 100", percent)
+                raise _shared.bad_number("percent", "a number from 0 to 100", percent)
             event.percent = float(percent)
         event.metadata = _object(wire.metadata, "metadata")
-    elif kind == S.HEARTBEAT:
-        event.message = _text(wire.message, "message", S.MAX_TEXT)
-    elif kind == S.LOG:
+    elif kind == _shared.HEARTBEAT:
+        event.message = _text(wire.message, "message", _shared.MAX_TEXT)
+    elif kind == _shared.LOG:
         level = wire.level
         if level is None:
-            raise S.missing("level")
-        code = S.LEVEL_CODES.get(level) if type(level) is str else None
+            raise _shared.missing("level")
+        code = _shared.LEVEL_CODES.get(level) if type(level) is str else None
         if code is None:
-            raise S.bad_level(level)
+            raise _shared.bad_level(level)
         event.level = code
         if wire.message is None:
-            raise S.missing("message")
-        event.message = _text(wire.message, "message", S.MAX_TEXT)
+            raise _shared.missing("message")
+        event.message = _text(wire.message, "message", _shared.MAX_TEXT)
         event.details = _object(wire.details, "details")
-        event.component = _text(wire.component, "component", S.MAX_NAME)
-        event.correlation_id = _text(wire.correlation_id, "correlation_id", S.MAX_NAME)
+        event.component = _text(wire.component, "component", _shared.MAX_NAME)
+        event.correlation_id = _text(wire.correlation_id, "correlation_id", _shared.MAX_NAME)
         event.trace_id = _hex(wire.trace_id, "trace_id", 32)
         event.span_id = _hex(wire.span_id, "span_id", 16)
         duration = wire.duration_us
         if duration is not None:
-            if type(duration) is not int or not 0 <= duration <= S.MAX_DURATION_US:
-                raise S.bad_number("duration_us", "a whole number >= 0", duration)
+            if type(duration) is not int or not 0 <= duration <= _shared.MAX_DURATION_US:
+                raise _shared.bad_number("duration_us", "a whole number >= 0", duration)
             event.duration_us = duration
-    elif kind == S.COMPLETED:
+    elif kind == _shared.COMPLETED:
         event.result = _object(wire.result, "result")
-    elif kind == S.ERROR:
-        event.error_code = _text(wire.error_code, "error_code", S.MAX_NAME)
-        event.error_message = _text(wire.error_message, "error_message", S.MAX_TEXT)
-        event.stack_trace = _text(wire.stack_trace, "stack_trace", S.MAX_STACK)
+    elif kind == _shared.ERROR:
+        event.error_code = _text(wire.error_code, "error_code", _shared.MAX_NAME)
+        event.error_message = _text(wire.error_message, "error_message", _shared.MAX_TEXT)
+        event.stack_trace = _text(wire.stack_trace, "stack_trace", _shared.MAX_STACK)
     else:
-        event.reason = _text(wire.reason, "reason", S.MAX_TEXT)
+        event.reason = _text(wire.reason, "reason", _shared.MAX_TEXT)
     return event
 
 
 def _quick_checks(data: bytes, levels: int) -> None:
     """UTF-8 and depth, run only when cheap bytes methods cannot rule a fault out."""
-    fault = S.checked_json(data, not data.isascii(), data.count(b"[") + data.count(b"{") > levels, levels)
+    fault = _shared.checked_json(data, not data.isascii(), data.count(b"[") + data.count(b"{") > levels, levels)
     if fault is not None:
         raise fault
 
@@ -280,12 +280,12 @@ def _quick_checks(data: bytes, levels: int) -> None:
 def decode_one(payload: bytes, tenant: str | None = None) -> Event:
     if type(payload) is not bytes:
         payload = bytes(payload)  # a memoryview or bytearray, as the compiled core takes them
-    _quick_checks(payload, S.MAX_DEPTH)
+    _quick_checks(payload, _shared.MAX_DEPTH)
     try:
         wire = _decoder.decode(payload)
-    except S.PARSE_ERRORS as exc:
-        raise S.parse_error(exc, payload) from None
-    if S.SUSPECT_NUMBER(payload) is not None and (fault := S.number_fault(payload)) is not None:
+    except _shared.PARSE_ERRORS as exc:
+        raise _shared.parse_error(exc, payload) from None
+    if _shared.SUSPECT_NUMBER(payload) is not None and (fault := _shared.number_fault(payload)) is not None:
         raise fault
     return validate(wire, tenant)
 
@@ -314,13 +314,13 @@ def prepare_http(
     ``OverflowError`` when it holds more than ``max_events`` items."""
     start = body.lstrip()[:1]
     if start not in (b"{", b"["):
-        raise S.BodyRejected("body must be a JSON object or an array of objects")
+        raise _shared.BodyRejected("body must be a JSON object or an array of objects")
     try:
         # An array's events sit one level deeper than the body: the limit is the event's.
-        _quick_checks(body, S.MAX_DEPTH + (start == b"["))
+        _quick_checks(body, _shared.MAX_DEPTH + (start == b"["))
     except EventRejected as refused:
-        raise S.body_rejected(refused) from None
-    suspect = S.SUSPECT_NUMBER(body) is not None
+        raise _shared.body_rejected(refused) from None
+    suspect = _shared.SUSPECT_NUMBER(body) is not None
     items: list[EventWire] | list[msgspec.Raw]
     typed = False
     try:
@@ -337,7 +337,7 @@ def prepare_http(
                 # Some item is not an object: take the body apart item by item so every bad index is named.
                 items = _raw_list_decoder.decode(body)
     except msgspec.DecodeError:
-        raise S.BodyRejected(f"body is not valid JSON: {S.explain_json(body)}") from None
+        raise _shared.BodyRejected(f"body is not valid JSON: {_shared.explain_json(body)}") from None
     if len(items) > max_events:
         raise OverflowError(len(items))
     payloads: list[bytes] = []
@@ -352,9 +352,9 @@ def prepare_http(
                 raw = bytes(cast(msgspec.Raw, item))
                 try:
                     wire = _decoder.decode(raw)
-                except S.PARSE_ERRORS as exc:
-                    raise S.parse_error(exc, raw) from None
-                if suspect and (fault := S.number_fault(raw)) is not None:
+                except _shared.PARSE_ERRORS as exc:
+                    raise _shared.parse_error(exc, raw) from None
+                if suspect and (fault := _shared.number_fault(raw)) is not None:
                     raise fault
             event = validate(wire, tenant)
         except EventRejected as exc:
@@ -362,5 +362,5 @@ def prepare_http(
             continue
         wire.tenant_id = tenant
         payloads.append(_encoder.encode(wire))
-        priorities.append(S.PRIORITIES[event.kind])
+        priorities.append(_shared.PRIORITIES[event.kind])
     return payloads, priorities, errors

@@ -18,7 +18,7 @@ ALERTS_GIVEN_UP = Counter(
     "Notifications abandoned after SENTINEL_ALERT_MAX_ATTEMPTS failed attempts, by target kind",
     ["target"],
 )
-ALERT_DELIVERY_SECONDS = Histogram(
+ALERT_DELIVERY_DURATION = Histogram(
     "sentinel_alert_delivery_duration_seconds",
     "Time of one delivery attempt",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),

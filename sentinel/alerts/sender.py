@@ -36,9 +36,9 @@ from sentinel.store.base import Store, StoreError
 
 log = logging.getLogger("sentinel.alerts")
 
-POLL_SECONDS = 0.5
-EVALUATE_SECONDS = 1.0
-PURGE_SECONDS = 3600.0
+POLL_SEC = 0.5
+EVALUATE_SEC = 1.0
+PURGE_SEC = 3600.0
 PURGE_CHUNK = 1000
 MAX_ERROR = 500
 
@@ -70,17 +70,17 @@ class Sender:
             try:
                 now = time.monotonic()
                 if now >= next_evaluation:
-                    next_evaluation = now + EVALUATE_SECONDS
+                    next_evaluation = now + EVALUATE_SEC
                     self.evaluate()
                 if now >= next_purge:
-                    next_purge = now + PURGE_SECONDS
+                    next_purge = now + PURGE_SEC
                     self.purge()
                 busy = self.deliver_due() > 0
             except StoreError as exc:
                 log.error("alert sender: %s", exc)
             except Exception:
                 log.exception("alert sender: unexpected error")
-            self.stopping.wait(0 if busy else POLL_SECONDS)
+            self.stopping.wait(0 if busy else POLL_SEC)
 
     def evaluate(self) -> None:
         """Time-driven conditions and keep-alives, when some rule has them (see ``Evaluator``)."""
@@ -137,7 +137,7 @@ class Sender:
         started = time.perf_counter()
         status_code, error = self._attempt(spec, note, secret)
         elapsed = time.perf_counter() - started
-        metrics.ALERT_DELIVERY_SECONDS.observe(elapsed)
+        metrics.ALERT_DELIVERY_DURATION.observe(elapsed)
         attempt = attempts + 1
         ok = error is None
         metrics.ALERT_DELIVERIES.labels(spec.target.kind, "ok" if ok else "error").inc()

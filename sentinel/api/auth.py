@@ -2,7 +2,7 @@
 
 High-throughput clients send the same token on every request; checking its signature each time would
 cost more than the request itself. A token that verified is remembered (by its exact text) until the
-earlier of its own expiry (plus the verifier's leeway) or ``CACHE_SECONDS``; failures are never cached, and
+earlier of its own expiry (plus the verifier's leeway) or ``CACHE_SEC``; failures are never cached, and
 the cache is bounded.
 """
 
@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 from litestar import Litestar
 from litestar.types import Scope
 
-from sentinel.security import AuthError, Principal, TokenVerifier
+from sentinel.security import Principal, TokenVerifier
 
 if TYPE_CHECKING:
     from sentinel.api.runtime import Runtime  # which holds a PrincipalResolver
 
-CACHE_SECONDS = 60.0
+CACHE_SEC = 60.0
 CACHE_SIZE = 10_000
 
 
@@ -38,7 +38,7 @@ class PrincipalResolver:
                 del self._cache[authorization]
         principal = await self.verifier.verify(authorization)
         assert authorization is not None  # verify() refuses a missing header
-        until = now + CACHE_SECONDS
+        until = now + CACHE_SEC
         if principal.expires_at is not None:
             until = min(until, principal.expires_at + self.verifier.leeway)
         self._cache[authorization] = (principal, until)
@@ -63,8 +63,3 @@ async def provide_principal(scope: Scope) -> Principal:
     validates them, so a request without a valid token is refused before anything else is said."""
     runtime: Runtime = Litestar.from_scope(scope).state.runtime
     return await runtime.principals.of(scope)
-
-
-def require_ingest(principal: Principal, role: str) -> None:
-    if not principal.has_role(role):
-        raise AuthError(403, "missing_role", f"posting events needs the '{role}' role")

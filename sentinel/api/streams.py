@@ -39,7 +39,7 @@ from sentinel.telemetry import metrics
 
 T = TypeVar("T")
 
-RETRY_AFTER_SECONDS = 5
+RETRY_AFTER_SEC = 5
 
 
 class StreamLimitReached(ApiProblem):
@@ -47,7 +47,7 @@ class StreamLimitReached(ApiProblem):
 
     def __init__(self, limit: str, detail: str) -> None:
         status, code = (429, "too_many_streams") if limit == "tenant" else (503, "stream_capacity")
-        super().__init__(status, detail, code=code, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        super().__init__(status, detail, code=code, headers={"Retry-After": str(RETRY_AFTER_SEC)})
         self.limit = limit
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from opentelemetry import trace
@@ -49,6 +50,15 @@ def decode_chunk(messages: list[QueuedMessage]) -> Chunk:
     return Chunk(messages, events, rejects)
 
 
+@dataclass
+class _Window:
+    """What the periodic summary line reports: counts since the previous one."""
+
+    stored: int = 0  # events stored
+    dead: int = 0  # dead-lettered
+    duplicates: int = 0
+
+
 class IngestWorker:
     def __init__(self, store: Store, settings: Settings, *, consumer: Consumer | None = None) -> None:
         self.store = store
@@ -66,7 +76,7 @@ class IngestWorker:
         self._next_purge = 0.0
         self._next_stats = 0.0
         self._next_summary = time.monotonic() + SUMMARY_INTERVAL
-        self._window = [0, 0, 0]  # events stored, dead letters, duplicates since the last summary
+        self._window = _Window()  # since the last summary
         self.batches = 0
         self.messages_done = 0
         self.healthy = True
@@ -197,9 +207,9 @@ class IngestWorker:
         for kind, count in enumerate(batch.counts):
             if count:
                 metrics.EVENTS_INGESTED.labels(_core.EVENT_TYPES[kind]).inc(count)
-        self._window[0] += batch.accepted
-        self._window[1] += len(dead)
-        self._window[2] += batch.duplicates
+        self._window.stored += batch.accepted
+        self._window.dead += len(dead)
+        self._window.duplicates += batch.duplicates
         if batch.duplicates:
             metrics.EVENTS_DUPLICATE.inc(batch.duplicates)
         if dead:
@@ -254,14 +264,14 @@ class IngestWorker:
         now = time.monotonic()
         if now >= self._next_summary:
             self._next_summary = now + SUMMARY_INTERVAL
-            stored, dead, dupes = self._window
-            if stored or dead or dupes:
-                self._window = [0, 0, 0]
+            window = self._window
+            if window.stored or window.dead or window.duplicates:
+                self._window = _Window()
                 log.info(
                     "ingested %d events (%d dead-lettered, %d duplicates); queue %d, lag %.2fs; processes: %s",
-                    stored,
-                    dead,
-                    dupes,
+                    window.stored,
+                    window.dead,
+                    window.duplicates,
                     stats.depth,
                     lag,
                     ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none",

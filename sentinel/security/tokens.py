@@ -94,10 +94,10 @@ def _unauthorized(code: str, detail: str) -> AuthError:
     return AuthError(401, code, detail)
 
 
-def require_role(principal: Principal, role: str) -> None:
-    """Raise 403 ``missing_role`` unless the principal holds ``role``."""
+def require_role(principal: Principal, role: str, action: str = "this request") -> None:
+    """Raise 403 ``missing_role`` unless the principal holds ``role``; the detail names the ``action``."""
     if not principal.has_role(role):
-        raise AuthError(403, "missing_role", f"token lacks the required role '{role}'")
+        raise AuthError(403, "missing_role", f"{action} needs the '{role}' role")
 
 
 def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:

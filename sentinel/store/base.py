@@ -114,8 +114,8 @@ class Consumer(Protocol):
     letters commit together or not at all, and a crash in between loses and duplicates nothing.
     """
 
-    def fetch(self, limit: int, wait_seconds: float) -> list[QueuedMessage]:
-        """Up to ``limit`` messages, by priority then arrival; waits up to ``wait_seconds`` only when
+    def fetch(self, limit: int, wait_sec: float) -> list[QueuedMessage]:
+        """Up to ``limit`` messages, by priority then arrival; waits up to ``wait_sec`` only when
         none are ready."""
         ...
 

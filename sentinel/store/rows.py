@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from sentinel._core import LEVELS
+from sentinel._core import LEVELS, LOG_COLUMNS
 from sentinel.models import (
     DeadLetter,
     LogEntry,
@@ -40,18 +40,9 @@ PROCESS_COLUMNS: Final = (
     "event_count",
     "log_count",
 )
-LOG_ENTRY_COLUMNS: Final = (
-    "seq",
-    "ts",
-    "level",
-    "message",
-    "details",
-    "component",
-    "correlation_id",
-    "trace_id",
-    "span_id",
-    "duration_us",
-)
+# A stored log line as served: its sequence number, then the event's own columns as the core writes them
+# (LOG_COLUMNS from ts on, without who it belongs to and when it was ingested).
+LOG_ENTRY_COLUMNS: Final = ("seq", *LOG_COLUMNS[LOG_COLUMNS.index("ts") : LOG_COLUMNS.index("ingested_at")])
 DEAD_LETTER_COLUMNS: Final = ("id", "code", "reason", "payload", "enqueued_at", "dead_at")
 
 

@@ -24,8 +24,9 @@ from typing import Any, Final
 import msgspec
 
 from sentinel import baselines
-from sentinel._core import Batch
+from sentinel._core import STATUS_COLUMNS, Batch
 from sentinel.models import DeadLetter, LogEntry, ProcessStatus, now_us
+from sentinel.store import status_rules
 from sentinel.store.base import (
     CommitOutcome,
     DeadLetterRow,
@@ -48,54 +49,20 @@ from sentinel.store.rows import (
 BUSY_TIMEOUT_MS: Final = 10_000
 PURGE_CHUNK: Final = 5_000
 
-_NEWER_START = "excluded.started_at IS NOT NULL AND (started_at IS NULL OR excluded.started_at > started_at)"
-_NEWER_STEP = "excluded.step_at IS NOT NULL AND (step_at IS NULL OR excluded.step_at > step_at)"
-_NEWER_PERCENT = "excluded.percent_at IS NOT NULL AND (percent_at IS NULL OR excluded.percent_at > percent_at)"
-_NEWER_METADATA = "excluded.metadata_at IS NOT NULL AND (metadata_at IS NULL OR excluded.metadata_at > metadata_at)"
-_NEWER_END = (
-    "excluded.ended_at IS NOT NULL AND (ended_at IS NULL OR excluded.ended_at > ended_at"
-    " OR (excluded.ended_at = ended_at AND excluded.terminal_rank > terminal_rank))"
+# SPEC section 3 as an upsert, rendered from sentinel.store.status_rules (the same table as Oracle's
+# MERGE): the same fold the core applies within a batch, so batch-then-merge equals event-by-event. The
+# row is the core's, positional in STATUS_COLUMNS order: ?N is bound to STATUS_COLUMNS[N - 1].
+_UPSERT_DIALECT: Final = status_rules.Dialect(
+    inserted=lambda column: f"?{STATUS_COLUMNS.index(column) + 1}",
+    incoming=lambda column: f"excluded.{status_rules.stored_name(column)}",
+    stored=status_rules.stored_name,
+    greatest="MAX",
 )
-
-
-def _pick(column: str, condition: str, value: str | None = None) -> str:
-    return f"{column} = CASE WHEN {condition} THEN {value or 'excluded.' + column} ELSE {column} END"
-
-
-# Binds follow sentinel._core.STATUS_COLUMNS (?1..?25); the merge is SPEC section 3 in SQL, the
-# same fold the core applies within a batch, so batch-then-merge equals event-by-event.
 UPSERT_STATUS: Final = f"""
-INSERT INTO processes (tenant_id, process_id, status, started_at, process_name, process_type, package_name,
-    procedure_name, correlation_id, step_at, current_step, percent_at, progress_percent, metadata_at, metadata,
-    last_seen_at, terminal_rank, ended_at, error_code, error_message, stack_trace, result, event_count,
-    log_count, updated_at)
-VALUES (?1, ?2, COALESCE(?16, 'RUNNING'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?17, ?18,
-    ?19, ?20, ?21, ?22, ?23, ?24, ?25)
-ON CONFLICT (tenant_id, process_id) DO UPDATE SET
-    {_pick("started_at", _NEWER_START)},
-    {_pick("process_name", _NEWER_START)},
-    {_pick("process_type", _NEWER_START)},
-    {_pick("package_name", _NEWER_START)},
-    {_pick("procedure_name", _NEWER_START)},
-    {_pick("correlation_id", _NEWER_START)},
-    {_pick("step_at", _NEWER_STEP)},
-    {_pick("current_step", _NEWER_STEP)},
-    {_pick("percent_at", _NEWER_PERCENT)},
-    {_pick("progress_percent", _NEWER_PERCENT)},
-    {_pick("metadata_at", _NEWER_METADATA)},
-    {_pick("metadata", _NEWER_METADATA)},
-    last_seen_at = MAX(last_seen_at, excluded.last_seen_at),
-    status = CASE WHEN {_NEWER_END} THEN excluded.status WHEN ended_at IS NOT NULL THEN status
-        ELSE 'RUNNING' END,
-    {_pick("terminal_rank", _NEWER_END)},
-    {_pick("error_code", _NEWER_END)},
-    {_pick("error_message", _NEWER_END)},
-    {_pick("stack_trace", _NEWER_END)},
-    {_pick("result", _NEWER_END)},
-    {_pick("ended_at", _NEWER_END)},
-    event_count = event_count + excluded.event_count,
-    log_count = log_count + excluded.log_count,
-    updated_at = excluded.updated_at
+INSERT INTO processes ({", ".join(status_rules.INSERT_COLUMNS)})
+VALUES ({status_rules.insert_values(_UPSERT_DIALECT)})
+ON CONFLICT ({", ".join(status_rules.KEY_COLUMNS)}) DO UPDATE SET
+    {status_rules.update_set(_UPSERT_DIALECT)}
 """
 INSERT_LOGS: Final = """
 INSERT INTO logs (tenant_id, process_id, event_id, ts, level, message, details, component, correlation_id,
@@ -542,10 +509,10 @@ class SqliteConsumer:
         if ready:
             self._drain_wakeups()
 
-    def fetch(self, limit: int, wait_seconds: float) -> list[QueuedMessage]:
+    def fetch(self, limit: int, wait_sec: float) -> list[QueuedMessage]:
         messages = self._fetch(limit)
-        if not messages and wait_seconds > 0:
-            self._wait(wait_seconds)
+        if not messages and wait_sec > 0:
+            self._wait(wait_sec)
             messages = self._fetch(limit)
         return messages
 

@@ -79,13 +79,13 @@ class HttpRecorder:
 
     In multiprocess mode every increment takes a lock and writes a memory-mapped file: the three writes a
     request needs cost more than serving ``GET /status`` from SQLite's page cache. Requests are counted
-    here in plain dicts instead and flushed every ``FLUSH_SECONDS``, before each scrape and at shutdown,
+    here in plain dicts instead and flushed every ``FLUSH_SEC``, before each scrape and at shutdown,
     so a scrape sees another worker's requests at most that late, and a worker killed outright loses at
     most that much. Recording and flushing both run on the worker's event loop (``/metrics`` is a
     synchronous handler run on the loop, ``sync_to_thread=False``), so nothing is locked.
     """
 
-    FLUSH_SECONDS = 0.5
+    FLUSH_SEC = 0.5
 
     def __init__(self, requests: Counter, durations: Histogram) -> None:
         self._requests = requests
@@ -121,7 +121,7 @@ class HttpRecorder:
     async def flush_periodically(self) -> None:
         try:
             while True:
-                await asyncio.sleep(self.FLUSH_SECONDS)
+                await asyncio.sleep(self.FLUSH_SEC)
                 try:
                     self.flush()
                 except Exception:  # a full or vanished metrics directory must not stop later flushes

@@ -35,11 +35,11 @@ from sentinel.models import STATUSES, DeadLetter
 from sentinel.security import AuthError, Principal
 from sentinel.store.base import ProcessQuery, StoreError
 
-FEED_SECONDS = 0.5  # how often a live feed asks the store what changed
+FEED_SEC = 0.5  # how often a live feed asks the store what changed
 FEED_OVERLAP_US = 2_000_000  # re-read this much of the past each time: commits land after their clock
 FEED_ROWS = 500  # more changes than this in one look: the page reloads its rows instead
-COUNTS_SECONDS = 1.0  # counts are recounted at most this often, and only after a change
-KEEPALIVE_SECONDS = 15.0
+COUNTS_SEC = 1.0  # counts are recounted at most this often, and only after a change
+KEEPALIVE_SEC = 15.0
 DEAD_LETTER_PAGE = 50
 
 _encode = msgspec.json.Encoder().encode
@@ -83,7 +83,7 @@ async def process_feed(runtime: Runtime, tenant: str, query: ProcessQuery) -> As
     ``processes`` (a JSON array of status documents that changed since the last look, whatever their
     status, so the page can move or drop a row that left its status filter), ``resync`` (more changed
     than one look sends: reload the rows), ``close`` (the server is draining). The store is asked what
-    changed every ``FEED_SECONDS``; the answer is one indexed query per look, not one per process.
+    changed every ``FEED_SEC``; the answer is one indexed query per look, not one per process.
     """
     sent: dict[str, bytes] = {}  # what this page has been sent of each row still inside the look-back
     last_counts: Counts | None = None
@@ -114,7 +114,7 @@ async def process_feed(runtime: Runtime, tenant: str, query: ProcessQuery) -> As
                 changed_since_count = True
                 yield ServerSentEventMessage(data=(b"[" + b",".join(changed) + b"]").decode(), event="processes")
         now = time.monotonic()
-        if changed_since_count and now - counted_at >= COUNTS_SECONDS:
+        if changed_since_count and now - counted_at >= COUNTS_SEC:
             counted_at = now
             changed_since_count = False
             counts = counts_of(await runtime.read(runtime.store.count_processes, tenant, query))
@@ -123,9 +123,9 @@ async def process_feed(runtime: Runtime, tenant: str, query: ProcessQuery) -> As
                 idle = 0.0
                 yield ServerSentEventMessage(data=_encode(counts).decode(), event="counts")
         since = look - FEED_OVERLAP_US
-        await asyncio.sleep(FEED_SECONDS)
-        idle += FEED_SECONDS
-        if idle >= KEEPALIVE_SECONDS:
+        await asyncio.sleep(FEED_SEC)
+        idle += FEED_SEC
+        if idle >= KEEPALIVE_SEC:
             idle = 0.0
             yield ServerSentEventMessage(comment="keep-alive")
     yield ServerSentEventMessage(data='{"reason":"server is shutting down"}', event="close")

@@ -29,7 +29,7 @@ from sentinel.security import DevAuthority
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
-DEV_TOKEN_SECONDS = 900  # short, so the page's refresh before expiry is exercised in dev mode too
+DEV_TOKEN_SEC = 900  # short, so the page's refresh before expiry is exercised in dev mode too
 VIEW_PATHS = ["/ui", "/ui/processes/{process_id:path}", "/ui/dead-letters", "/ui/callback"]
 
 
@@ -140,7 +140,7 @@ def _dev_sign_in(settings: Settings) -> Router:
         if not 0 < len(tenant) <= MAX_TENANT_ID or not tenant.isprintable():
             raise ApiProblem(400, f"tenant: expected 1-{MAX_TENANT_ID} printable characters", code="bad_request")
         roles = [settings.admin_role] if wanted.admin else []
-        token = authority().mint(tenant, roles, ttl_seconds=DEV_TOKEN_SECONDS, subject=f"dev-ui@{tenant}")
-        return DevToken(access_token=token, expires_in=DEV_TOKEN_SECONDS)
+        token = authority().mint(tenant, roles, ttl_seconds=DEV_TOKEN_SEC, subject=f"dev-ui@{tenant}")
+        return DevToken(access_token=token, expires_in=DEV_TOKEN_SEC)
 
     return Router(path="/", route_handlers=[dev_token])

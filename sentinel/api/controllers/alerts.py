@@ -173,13 +173,13 @@ class AlertDeliveryController(Controller):
     ) -> DeliveryPage:
         runtime, repo = repo_of(request)
         require_admin(principal, runtime)
-        scope = ["alert-deliveries", delivery_state, rule_id]
+        binding = ["alert-deliveries", delivery_state, rule_id]
         before = 2**62
         if cursor is not None:
-            (before,) = runtime.cursors.decode(cursor, principal.tenant, scope, (int,))
+            (before,) = runtime.cursors.decode(cursor, principal.tenant, binding, (int,))
         items = await runtime.read(repo.deliveries, principal.tenant, before, limit + 1, delivery_state, rule_id)
         next_cursor = None
         if len(items) > limit:
             items = items[:limit]
-            next_cursor = runtime.cursors.encode([items[-1].id], principal.tenant, scope)
+            next_cursor = runtime.cursors.encode([items[-1].id], principal.tenant, binding)
         return DeliveryPage(items=items, next_cursor=next_cursor)

@@ -41,13 +41,13 @@ class BaselineController(Controller):
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> BaselinePage:
         runtime, repo = repo_of(request)
-        scope = ["baselines", process_type, process_name]
+        binding = ["baselines", process_type, process_name]
         after = None
         if cursor is not None:
-            after = runtime.cursors.decode(cursor, principal.tenant, scope, (str, str, str, str))
+            after = runtime.cursors.decode(cursor, principal.tenant, binding, (str, str, str, str))
         items, keys = await runtime.read(repo.baselines, principal.tenant, after, limit + 1, process_type, process_name)
         next_cursor = None
         if len(items) > limit:
             items = items[:limit]
-            next_cursor = runtime.cursors.encode(keys[limit - 1], principal.tenant, scope)
+            next_cursor = runtime.cursors.encode(keys[limit - 1], principal.tenant, binding)
         return BaselinePage(items=items, next_cursor=next_cursor)

@@ -10,13 +10,13 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 
 from sentinel import _core
 from sentinel._core._shared import MAX_EVENT_BYTES, MAX_EVENTS
-from sentinel.api.auth import provide_principal, require_ingest
+from sentinel.api.auth import provide_principal
 from sentinel.api.openapi import PostEventsOperation, problems
 from sentinel.api.problems import ApiProblem
 from sentinel.api.producer import Overloaded
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import Accepted, ItemError
-from sentinel.security import Principal
+from sentinel.security import Principal, require_role
 from sentinel.telemetry import metrics
 
 EVENT_TOO_LARGE = "event_too_large"
@@ -58,7 +58,7 @@ class EventController(Controller):
     )
     async def post_events(self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Accepted:
         runtime: Runtime = request.app.state.runtime
-        require_ingest(principal, runtime.settings.ingest_role)
+        require_role(principal, runtime.settings.ingest_role, "posting events")
         if not _is_json(request.headers.get("content-type", "")):
             raise ApiProblem(415, "body must be application/json", code="unsupported_media_type")
         declared = request.headers.get("content-length")

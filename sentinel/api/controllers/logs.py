@@ -25,7 +25,7 @@ from sentinel.models import TERMINAL, LogEntry, to_us
 from sentinel.security import Principal
 from sentinel.store.base import LogQuery
 
-POLL_SECONDS = 0.25
+POLL_SEC = 0.25
 STREAM_PAGE = 500
 MAX_TAIL_WAIT_US = 30_000_000  # past this a backlogged queue no longer holds the stream open
 # A comment line only (": keep-alive"): with a "data:" line, a browser's EventSource would dispatch an
@@ -86,10 +86,10 @@ class LogController(Controller):
             return ServerSentEvent(  # type: ignore[return-value]
                 slot.hold(self._stream(runtime, principal.tenant, process_id, min_level, since_us, after))
             )
-        scope = ["logs", process_id, min_level, since_us]
+        binding = ["logs", process_id, min_level, since_us]
         after_key = None
         if cursor is not None:
-            ts, seq = runtime.cursors.decode(cursor, principal.tenant, scope, (int, int))
+            ts, seq = runtime.cursors.decode(cursor, principal.tenant, binding, (int, int))
             after_key = (ts, seq)
         query = LogQuery(min_level=min_level, since=since_us, after=after_key, limit=limit + 1)
         items = await runtime.read(runtime.store.list_logs, principal.tenant, process_id, query)
@@ -97,7 +97,7 @@ class LogController(Controller):
         if len(items) > limit:
             items = items[:limit]
             last = items[-1]
-            next_cursor = runtime.cursors.encode([to_us(last.timestamp), last.seq], principal.tenant, scope)
+            next_cursor = runtime.cursors.encode([to_us(last.timestamp), last.seq], principal.tenant, binding)
         return Response(LogPage(items=items, next_cursor=next_cursor))
 
     async def _stream(
@@ -132,15 +132,15 @@ class LogController(Controller):
                 if now - terminal_seen_at < MAX_TAIL_WAIT_US:
                     stats = await runtime.read(runtime.store.queue_stats)
                     if stats.oldest_enqueued_at is not None and stats.oldest_enqueued_at < terminal_seen_at:
-                        await asyncio.sleep(POLL_SECONDS)
+                        await asyncio.sleep(POLL_SEC)
                         continue
                 tail = await runtime.read(runtime.store.logs_after, tenant, process_id, after, STREAM_PAGE)
                 if not tail:
                     yield ServerSentEventMessage(data=encode(status).decode(), event="end")
                     return
                 continue
-            await asyncio.sleep(POLL_SECONDS)
-            idle += POLL_SECONDS
+            await asyncio.sleep(POLL_SEC)
+            idle += POLL_SEC
             if idle >= keepalive:
                 idle = 0.0
                 yield KEEPALIVE

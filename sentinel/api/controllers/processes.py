@@ -56,7 +56,7 @@ class ProcessController(Controller):
         statuses = parse_statuses(status)
         since = parse_time("updated_since", updated_since)
         search = search_term(q)
-        scope = ["processes", list(statuses), process_type, package_name, since, search]
+        binding = ["processes", list(statuses), process_type, package_name, since, search]
         filters = ProcessQuery(
             statuses=statuses,
             process_type=process_type,
@@ -69,7 +69,7 @@ class ProcessController(Controller):
             snapshot = await runtime.read(runtime.store.process_snapshot, tenant)
             part, seen_at, process_id = 1, 0, ""
         else:
-            snapshot, part, seen_at, process_id = runtime.cursors.decode(cursor, tenant, scope, (int, int, int, str))
+            snapshot, part, seen_at, process_id = runtime.cursors.decode(cursor, tenant, binding, (int, int, int, str))
             if part not in (1, 2):
                 raise ApiProblem(400, "cursor: not a cursor issued by this API", code="bad_cursor")
         items: list[ProcessStatus] = []
@@ -81,7 +81,7 @@ class ProcessController(Controller):
                 last = items[limit - 1]
                 assert last.last_seen_at is not None
                 position = [snapshot, 1, to_us(last.last_seen_at), last.process_id]
-                return ProcessPage(items=items[:limit], next_cursor=runtime.cursors.encode(position, tenant, scope))
+                return ProcessPage(items=items[:limit], next_cursor=runtime.cursors.encode(position, tenant, binding))
             process_id = ""  # part 1 is done: the changed processes fill the rest of the page
         room = limit - len(items)
         query = replace(filters, snapshot=snapshot, changed_after=process_id, limit=room + 1)
@@ -89,5 +89,5 @@ class ProcessController(Controller):
         next_cursor = None
         if len(changed) > room:
             position = [snapshot, 2, 0, changed[room - 1].process_id if room else ""]
-            next_cursor = runtime.cursors.encode(position, tenant, scope)
+            next_cursor = runtime.cursors.encode(position, tenant, binding)
         return ProcessPage(items=items + changed[:room], next_cursor=next_cursor)

@@ -110,7 +110,7 @@ class OracleConsumer:
             try:
                 if self._connections.vpd_installed(conn):
                     with conn.cursor() as cursor:
-                        cursor.callproc(sql.SET_SERVICE_SCOPE)
+                        cursor.callproc(sql.SET_SERVICE_CONTEXT)
                 queue = cast(oracledb.Queue, conn.queue(self.queue_name))
                 options = queue.deqoptions
                 options.mode = oracledb.DEQ_REMOVE
@@ -151,25 +151,25 @@ class OracleConsumer:
                 conn.close()
 
     # Consumer --------------------------------------------------------------------------------
-    def fetch(self, limit: int, wait_seconds: float) -> list[QueuedMessage]:
+    def fetch(self, limit: int, wait_sec: float) -> list[QueuedMessage]:
         """Dequeue up to ``limit`` messages into the open transaction.
 
         AQ waits in whole seconds (and returns as soon as a message arrives), so an idle consumer
-        waits in the database for ``ceil(wait_seconds)``. A consumer already holding fetched messages
+        waits in the database for ``ceil(wait_sec)``. A consumer already holding fetched messages
         (a batch filling up) must not overrun its flush interval that way: it dequeues without
         waiting and, finding nothing, sleeps the (sub-second) rest here."""
         _, queue = self._connection()
-        hold = self._pending > 0 and 0 < wait_seconds < 1
+        hold = self._pending > 0 and 0 < wait_sec < 1
         try:
-            if wait_seconds <= 0 or hold:
+            if wait_sec <= 0 or hold:
                 queue.deqoptions.wait = oracledb.DEQ_NO_WAIT
             else:
-                queue.deqoptions.wait = math.ceil(wait_seconds)
+                queue.deqoptions.wait = math.ceil(wait_sec)
             messages = queue.deqmany(limit)
         except oracledb.Error as exc:
             raise self._failed(exc, "dequeue failed") from exc
         if not messages and hold:
-            time.sleep(wait_seconds)
+            time.sleep(wait_sec)
         self._pending += len(messages)
         return [
             QueuedMessage(message.msgid, bytes(message.payload or b""), utc_us(message.enqtime)) for message in messages

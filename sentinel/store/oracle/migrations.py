@@ -83,7 +83,7 @@ def migrate(connections: Connections, sql_dir: Path | Traversable | None = None)
     cannot run (ORA-00439) is skipped with a warning and not recorded."""
     scripts = load_scripts(sql_dir)
     applied: list[str] = []
-    with connections.connection(scoped=False) as conn, conn.cursor() as cursor:
+    with connections.connection(tenant_context=False) as conn, conn.cursor() as cursor:
         _run_ddl(cursor, sql.CREATE_MIGRATIONS)
         cursor.execute(sql.APPLIED_MIGRATIONS)
         done = {name: checksum for name, checksum in cursor.fetchall()}

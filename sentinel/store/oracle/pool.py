@@ -24,8 +24,8 @@ from sentinel.store.oracle.errors import error_message, session_dead
 
 log = logging.getLogger(__name__)
 
-POOL_PING_INTERVAL_S: Final = 60  # ping a pooled connection idle this long before handing it out
-POOL_IDLE_TIMEOUT_S: Final = 300  # close surplus idle pooled connections after this
+POOL_PING_INTERVAL_SEC: Final = 60  # ping a pooled connection idle this long before handing it out
+POOL_IDLE_TIMEOUT_SEC: Final = 300  # close surplus idle pooled connections after this
 POOL_WAIT_TIMEOUT_MS: Final = 10_000  # an exhausted pool fails an acquire after this, not never
 
 
@@ -64,8 +64,8 @@ def pool_params(settings: Settings) -> dict[str, Any]:
         increment=1,
         getmode=oracledb.POOL_GETMODE_TIMEDWAIT,
         wait_timeout=POOL_WAIT_TIMEOUT_MS,
-        timeout=POOL_IDLE_TIMEOUT_S,
-        ping_interval=POOL_PING_INTERVAL_S,
+        timeout=POOL_IDLE_TIMEOUT_SEC,
+        ping_interval=POOL_PING_INTERVAL_SEC,
         session_callback=init_session,
     )
     if params.get("externalauth"):
@@ -132,12 +132,13 @@ class Connections:
         self._vpd = None
 
     @contextmanager
-    def connection(self, tenant_id: str | None = None, *, scoped: bool = True) -> Iterator[oracledb.Connection]:
+    def connection(self, tenant_id: str | None = None, *, tenant_context: bool = True) -> Iterator[oracledb.Connection]:
         """A pooled connection for the duration of the block; driver errors become ``StoreError``.
 
-        With VPD installed and ``scoped``, the session is limited to ``tenant_id`` (``None``: the
-        service scope of ingest and housekeeping) while in use, and cleared before it goes back to the
-        pool; a connection that cannot be cleared is dropped from the pool instead."""
+        With VPD installed and ``tenant_context``, the session's tenant context is set to ``tenant_id``
+        (``None``: the service context of ingest and housekeeping, across tenants) while in use, and
+        cleared before it goes back to the pool; a connection that cannot be cleared is dropped from the
+        pool instead."""
         pool = self.pool
         try:
             conn = pool.acquire()
@@ -146,11 +147,11 @@ class Connections:
         context_set = False
         healthy = True
         try:
-            if scoped and self.vpd_installed(conn):
+            if tenant_context and self.vpd_installed(conn):
                 with conn.cursor() as cursor:
                     context_set = True
                     if tenant_id is None:
-                        cursor.callproc(sql.SET_SERVICE_SCOPE)
+                        cursor.callproc(sql.SET_SERVICE_CONTEXT)
                     else:
                         cursor.callproc(sql.SET_TENANT, [tenant_id])
             yield conn

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from sentinel._core import LOG_COLUMNS, STATUS_COLUMNS
+from sentinel.store import status_rules
 from sentinel.store.rows import DEAD_LETTER_COLUMNS, LOG_ENTRY_COLUMNS, PROCESS_COLUMNS
 
 DAY_US: Final = 86_400_000_000  # the interval of the sentinel_logs partitions
@@ -45,84 +46,22 @@ INSERT_DEAD_LETTER: Final = (
     "INSERT INTO sentinel_dead_letters (code, reason, payload, enqueued_at, dead_at) VALUES (:1, :2, :3, :4, :5)"
 )
 
-# SPEC section 3 as a MERGE: the same rules, in the same words, as sentinel.store.sqlite.UPSERT_STATUS
-# (s = the batch's folded row, t = the stored one; t.* in SET are the values before the update).
-_NEWER_START = "s.started_at IS NOT NULL AND (t.started_at IS NULL OR s.started_at > t.started_at)"
-_NEWER_STEP = "s.step_at IS NOT NULL AND (t.step_at IS NULL OR s.step_at > t.step_at)"
-_NEWER_PERCENT = "s.percent_at IS NOT NULL AND (t.percent_at IS NULL OR s.percent_at > t.percent_at)"
-_NEWER_METADATA = "s.metadata_at IS NOT NULL AND (t.metadata_at IS NULL OR s.metadata_at > t.metadata_at)"
-_NEWER_END = (
-    "s.ended_at IS NOT NULL AND (t.ended_at IS NULL OR s.ended_at > t.ended_at"
-    " OR (s.ended_at = t.ended_at AND s.terminal_rank > t.terminal_rank))"
+# SPEC section 3 as a MERGE, rendered from sentinel.store.status_rules (the same table as SQLite's
+# upsert): s = the batch's folded row, staged under STATUS_COLUMNS' names; t = the stored one.
+_MERGE_DIALECT: Final = status_rules.Dialect(
+    inserted=lambda column: f"s.{column}",
+    incoming=lambda column: f"s.{column}",
+    stored=lambda column: f"t.{status_rules.stored_name(column)}",
+    greatest="GREATEST",
 )
-
-
-def _pick(column: str, condition: str, value: str | None = None) -> str:
-    return f"t.{column} = CASE WHEN {condition} THEN {value or 's.' + column} ELSE t.{column} END"
-
-
-_INSERTED: Final = (
-    "tenant_id",
-    "process_id",
-    "status",
-    "started_at",
-    "process_name",
-    "process_type",
-    "package_name",
-    "procedure_name",
-    "correlation_id",
-    "step_at",
-    "current_step",
-    "percent_at",
-    "progress_percent",
-    "metadata_at",
-    "metadata",
-    "last_seen_at",
-    "terminal_rank",
-    "ended_at",
-    "error_code",
-    "error_message",
-    "stack_trace",
-    "result",
-    "event_count",
-    "log_count",
-    "updated_at",
-)
-_INSERTED_VALUES: Final = ", ".join(
-    "COALESCE(s.terminal_status, 'RUNNING')" if column == "status" else f"s.{column}" for column in _INSERTED
-)
-
 MERGE_STATUS: Final = f"""
 MERGE INTO sentinel_processes t
 USING sentinel_status_stage s
-ON (t.tenant_id = s.tenant_id AND t.process_id = s.process_id)
+ON ({" AND ".join(f"t.{key} = s.{key}" for key in status_rules.KEY_COLUMNS)})
 WHEN MATCHED THEN UPDATE SET
-    {_pick("started_at", _NEWER_START)},
-    {_pick("process_name", _NEWER_START)},
-    {_pick("process_type", _NEWER_START)},
-    {_pick("package_name", _NEWER_START)},
-    {_pick("procedure_name", _NEWER_START)},
-    {_pick("correlation_id", _NEWER_START)},
-    {_pick("step_at", _NEWER_STEP)},
-    {_pick("current_step", _NEWER_STEP)},
-    {_pick("percent_at", _NEWER_PERCENT)},
-    {_pick("progress_percent", _NEWER_PERCENT)},
-    {_pick("metadata_at", _NEWER_METADATA)},
-    {_pick("metadata", _NEWER_METADATA)},
-    t.last_seen_at = GREATEST(t.last_seen_at, s.last_seen_at),
-    t.status = CASE WHEN {_NEWER_END} THEN s.terminal_status WHEN t.ended_at IS NOT NULL THEN t.status
-        ELSE 'RUNNING' END,
-    {_pick("terminal_rank", _NEWER_END)},
-    {_pick("error_code", _NEWER_END)},
-    {_pick("error_message", _NEWER_END)},
-    {_pick("stack_trace", _NEWER_END)},
-    {_pick("result", _NEWER_END)},
-    {_pick("ended_at", _NEWER_END)},
-    t.event_count = t.event_count + s.event_count,
-    t.log_count = t.log_count + s.log_count,
-    t.updated_at = s.updated_at
-WHEN NOT MATCHED THEN INSERT ({", ".join(_INSERTED)})
-VALUES ({_INSERTED_VALUES})
+    {status_rules.update_set(_MERGE_DIALECT)}
+WHEN NOT MATCHED THEN INSERT ({", ".join(status_rules.INSERT_COLUMNS)})
+VALUES ({status_rules.insert_values(_MERGE_DIALECT)})
 """
 
 # -- readers (tenant bound on every query) -------------------------------------------------------
@@ -195,7 +134,8 @@ VPD_INSTALLED: Final = (
     " AND object_name = 'SENTINEL_PROCESSES'"
 )
 SET_TENANT: Final = "sentinel_ctx_pkg.set_tenant"
-SET_SERVICE_SCOPE: Final = "sentinel_ctx_pkg.set_service_scope"
+# The PL/SQL names are installed in the database (sql/005_sentinel_vpd.sql) and stay as they are.
+SET_SERVICE_CONTEXT: Final = "sentinel_ctx_pkg.set_service_scope"
 CLEAR_CONTEXT: Final = "sentinel_ctx_pkg.clear_context"
 
 # -- migrations ----------------------------------------------------------------------------------

@@ -67,10 +67,10 @@ class OracleStore:
         self.baseline_policy = baselines.BaselinePolicy.from_settings(settings)
 
     def connection(
-        self, tenant_id: str | None = None, *, scoped: bool = True
+        self, tenant_id: str | None = None, *, tenant_context: bool = True
     ) -> AbstractContextManager[oracledb.Connection]:
         """A pooled connection for a block, limited to ``tenant_id`` under VPD (``Connections.connection``)."""
-        return self.connections.connection(tenant_id, scoped=scoped)
+        return self.connections.connection(tenant_id, tenant_context=tenant_context)
 
     def close(self) -> None:
         self.connections.close()
@@ -81,7 +81,7 @@ class OracleStore:
         return migrate(self.connections, self.sql_dir)
 
     def ping(self) -> None:
-        with self.connections.connection(scoped=False) as conn:
+        with self.connections.connection(tenant_context=False) as conn:
             conn.ping()
 
     def pool_stats(self) -> tuple[int, int]:
@@ -116,7 +116,7 @@ class OracleStore:
         for index, payload in enumerate(payloads):
             if len(payload) > MAX_EVENT_BYTES:
                 raise ValueError(f"event {index}: {len(payload)} bytes, more than {MAX_EVENT_BYTES}")
-        with self.connections.connection(scoped=False) as conn:
+        with self.connections.connection(tenant_context=False) as conn:
             queue = conn.queue(self.queue_name)
             for start in range(0, len(payloads), ENQUEUE_CHUNK):
                 messages = [
@@ -233,7 +233,7 @@ class OracleStore:
 
     def queue_stats(self) -> QueueStats:
         _, name = split_queue_name(self.queue_name)
-        with self.connections.connection(scoped=False) as conn, conn.cursor() as cursor:
+        with self.connections.connection(tenant_context=False) as conn, conn.cursor() as cursor:
             cursor.execute(sql.QUEUE_STATS.format(view=self._view(cursor)), {"queue": name})
             row = cursor.fetchone()
         depth, oldest = row if row else (0, None)
