@@ -994,8 +994,16 @@ def test_a_body_that_is_not_utf8_is_400_wherever_the_byte_is(caller: Caller, bar
 
 def test_numbers_the_api_could_not_return_are_refused_naming_the_field(caller: Caller) -> None:
     process_id = unique("inf")
-    for field, text in (("percent", '"percent": 1e400'), ("metadata", '"metadata": {"m": [1, -1e400]}')):
-        kind = "PROGRESS" if field == "percent" else "STARTED"
+    for kind, field, text in (
+        ("PROGRESS", "percent", '"percent": 1e400'),
+        ("PROGRESS", "percent", '"percent": -1e999'),
+        ("STARTED", "metadata", '"metadata": {"m": [1, -1e400]}'),
+        ("STARTED", "metadata", '"metadata": {"m": 1e400}'),
+        ("PROGRESS", "metadata", '"metadata": {"m": {"n": 1E+400}}'),
+        ("LOG", "details", '"details": {"d": -1e999}'),
+        ("COMPLETED", "result", '"result": {"x": 1e400}'),
+        ("COMPLETED", "result", '"result": {"x": ' + "9" * 400 + ".0}"),
+    ):
         body = json.dumps(event(kind, process_id))[:-1] + ", " + text + "}"
         answer = caller.http.post("/events", content=body.encode(), headers={"content-type": "application/json"})
         problem = assert_problem(answer, 422, "invalid_events")
@@ -1018,6 +1026,68 @@ def test_rfc3339_forms_are_accepted_and_refusals_say_why(caller: Caller) -> None
     assert problem["detail"] == 'updated_since: day out of range for its month, got "2026-04-31T10:00:00Z"'
     problem = assert_problem(http.get(f"/logs/{process_id}", params={"since": "2026-11-30T10:00:00"}), 400)
     assert problem["detail"].startswith("since: expected RFC 3339 with an offset")
+
+
+def test_timestamp_bounds_are_instants_in_utc(caller: Caller, barrier: Callable[[], None]) -> None:
+    """Years 1900-9999 in UTC on both ends: an offset cannot smuggle 1899 in, nor keep 1900 out."""
+    http = caller.http
+    process_id = unique("bounds")
+    for value in ("1900-01-01T00:00:00+01:00", "1899-12-31T23:59:59.999999Z", "1900-01-01T00:59:59+01:00"):
+        problem = assert_problem(http.post("/events", json=[event("STARTED", process_id, timestamp=value)]), 422)
+        ((error),) = problem["errors"]
+        assert (error["code"], error["reason"]) == (
+            "bad_timestamp",
+            f'timestamp: before 1900-01-01T00:00:00Z, got "{value}"',
+        ), error
+    problem = assert_problem(http.get("/processes", params={"updated_since": "1900-01-01T00:00:00+00:01"}), 400)
+    assert problem["detail"].startswith("updated_since: before 1900-01-01T00:00:00Z"), problem
+    post(http, [event("STARTED", process_id, timestamp="1899-12-31T23:00:00-01:00")])
+    assert wait_status(http, process_id)["started_at"] == "1900-01-01T00:00:00Z"
+
+
+def test_a_start_stamped_after_the_end_never_gives_a_negative_duration(
+    caller: Caller, barrier: Callable[[], None]
+) -> None:
+    """STARTED after COMPLETED, in one request or in two, in either order: duration_ms is never below 0."""
+    http = caller.http
+    apart, together, reversed_ = unique("late-start"), unique("late-start"), unique("late-start")
+    post(http, [event("COMPLETED", apart, timestamp=ts(0))])
+    wait_status(http, apart, lambda doc: doc["status"] == "COMPLETED")
+    post(http, [event("STARTED", apart, timestamp=ts(30))])
+    post(http, [event("STARTED", together, timestamp=ts(30)), event("COMPLETED", together, timestamp=ts(0))])
+    post(http, [event("COMPLETED", reversed_, timestamp=ts(0)), event("STARTED", reversed_, timestamp=ts(30))])
+    barrier()
+    for process_id in (apart, together, reversed_):
+        doc = wait_status(http, process_id, lambda doc: doc["started_at"] is not None)
+        assert doc["status"] == "COMPLETED", doc
+        assert doc["duration_ms"] is not None, doc
+        assert doc["duration_ms"] >= 0, doc
+        assert parse_time(doc["started_at"]) <= parse_time(doc["ended_at"]), doc
+
+
+def test_a_lone_surrogate_escape_is_refused_with_a_precise_reason(caller: Caller) -> None:
+    process_id = unique("surrogate")
+    for escape in ("\\ud800", "\\udfff", "x\\ud800\\u0041", "\\udc00\\ud800"):
+        item = json.dumps(event("LOG", process_id, message="MARK")).replace("MARK", escape)
+        for body in (item, f"[{item}]"):
+            answer = caller.http.post("/events", content=body.encode(), headers={"content-type": "application/json"})
+            problem = assert_problem(answer, 400, "bad_body")
+            assert "unpaired UTF-16 surrogate escape in a string at offset " in problem["detail"], problem
+    assert caller.http.get(f"/status/{process_id}").status_code == 404
+
+
+def test_every_problem_carries_a_code(caller: Caller) -> None:
+    """The framework's own answers (no route, wrong method, bad parameter) carry a code like ours."""
+    http = caller.http
+    assert_problem(http.get("/no-such-route"), 404, "not_found")
+    assert_problem(http.get("/processes/extra/segments"), 404, "not_found")
+    assert_problem(http.delete("/events"), 405, "method_not_allowed")
+    assert_problem(http.put("/processes"), 405, "method_not_allowed")
+    assert_problem(http.post("/logs/abc"), 405, "method_not_allowed")
+    assert_problem(http.get("/processes", params={"limit": "²"}), 400, "bad_request")
+    for value in ("²", "١٢", "9223372036854775808", "-1", "0", "0x10", "1.5", " "):
+        assert_problem(http.get("/processes", params={"limit": value}), 400, "bad_request")
+        assert_problem(http.get("/logs/abc", params={"limit": value}), 400, "bad_request")
 
 
 def test_invalid_items_refuse_the_whole_request(caller: Caller, barrier: Callable[[], None]) -> None:

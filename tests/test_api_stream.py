@@ -299,6 +299,59 @@ def test_last_event_id_resumes_after_that_seq(http: httpx.Client, stream_client:
     assert [item.event for item in tail] == ["end"]
 
 
+# Values a client (or an attacker) may send as Last-Event-ID: never a 500, never a stream that dies,
+# never a silent restart from the beginning.
+HOSTILE_IDS: list[bytes] = [
+    "²".encode(),  # str.isdigit() says yes, int() says no
+    "١٢".encode(),  # Arabic-Indic digits: int() would take them
+    "\uff11\uff12".encode(),  # full-width digits
+    b"9223372036854775808",  # 2**63: past the seq column
+    b"99999999999999999999999999999999999999999999",
+    b"-1",
+    b"+5",
+    b"1e3",
+    b"0x10",
+    b"1.5",
+    b"1 2",
+    b"abc",
+    b"NaN",
+    b"\xff\xfe",
+]
+
+
+def test_a_last_event_id_that_is_not_an_id_is_a_precise_400(http: httpx.Client, stream_client: httpx.Client) -> None:
+    process_id = unique("hostile")
+    post(http, [event("STARTED", process_id), event("LOG", process_id, message="only"), event("CANCELLED", process_id)])
+    wait_logs(http, process_id, 1)
+    wait_status(http, process_id, "CANCELLED")
+    for value in HOSTILE_IDS:
+        for request in (
+            {"params": {"follow": "true"}},
+            {"headers": {"Accept": "text/event-stream"}},
+        ):
+            headers = {**request.get("headers", {}), "Last-Event-ID": value}
+            answer = stream_client.get(f"/logs/{process_id}", params=request.get("params"), headers=headers)
+            problem = assert_problem(answer, 400, "bad_last_event_id")
+            assert problem["detail"].startswith("Last-Event-ID: expected the id of an event this stream sent"), problem
+    # The edges that are ids: the largest one resumes past everything, an empty one starts at the beginning.
+    largest = {"Last-Event-ID": str(2**63 - 1)}
+    beyond = SseReader(stream_client, f"/logs/{process_id}", params={"follow": "true"}, headers=largest).start()
+    assert [item.event for item in beyond.join(VISIBLE + 20)] == ["end"]
+    fresh = SseReader(stream_client, f"/logs/{process_id}", params={"follow": "true"}, headers={"Last-Event-ID": ""})
+    assert messages(fresh.start().join(VISIBLE + 20)) == ["only"]
+
+
+def test_dead_letter_page_marks_outside_the_id_range_are_400(api: ApiServer, idp: JwksServer, key: SigningKey) -> None:
+    token = key.sign(idp.claims(tenant_id=unique("tenant"), roles=["sentinel-admin"], ttl=3600))
+    with api.client(token) as admin:
+        assert admin.get("/ui/api/dead-letters", params={"before": "9223372036854775807"}).status_code == 200
+        # (msgspec reads an integral "1e3" as 1000: the same number, so it is not among these)
+        for value in ("9223372036854775808", "²", "١٢", "0", "-1", "0x10", "1.5", "", " 5"):
+            assert_problem(admin.get("/ui/api/dead-letters", params={"before": value}), 400, "bad_request")
+        for value in ("²", "9223372036854775808", "0", "501", "5.5"):
+            assert_problem(admin.get("/ui/api/dead-letters", params={"limit": value}), 400, "bad_request")
+
+
 def test_level_filter_applies_to_the_stream(http: httpx.Client, stream_client: httpx.Client) -> None:
     process_id = unique("levels")
     levels = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "INFO", "ERROR"]

@@ -294,7 +294,9 @@ def test_rfc3339_rejects(impl: types.SimpleNamespace, text: str) -> None:
     ("text", "detail"),
     [
         ("2026-11-26T10:00:00", "expected RFC 3339 with an offset"),
-        ("1899-12-31T23:59:59Z", "year before 1900"),
+        ("1899-12-31T23:59:59Z", "before 1900-01-01T00:00:00Z"),
+        ("1900-01-01T00:00:00+01:00", "before 1900-01-01T00:00:00Z"),
+        ("0000-01-01T00:00:00Z", "before 1900-01-01T00:00:00Z"),
         ("2026-13-01T00:00:00Z", "month out of range"),
         ("2023-02-29T00:00:00Z", "day out of range for its month"),
         ("2026-11-26T24:00:00Z", "hour out of range"),
@@ -312,6 +314,96 @@ def test_rfc3339_rejects_say_why(impl: types.SimpleNamespace, text: str, detail:
     assert caught.value.reason.startswith("since: ")
     assert detail in caught.value.reason
     assert text in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        ("1900-01-01T00:00:00Z", "1900-01-01T00:00:00Z"),
+        ("1899-12-31T23:00:00-01:00", "1900-01-01T00:00:00Z"),  # local 1899, but 1900 in UTC
+        ("1899-12-31T14:00:00.000001-09:59", "1899-12-31T23:59:00.000001Z"),
+        ("1900-01-01T01:00:00+01:00", "1900-01-01T00:00:00Z"),
+        ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z"),
+        ("10000-01-01T00:00:00Z", None),
+        ("9999-12-31T22:59:59+00:00", "9999-12-31T22:59:59Z"),
+        ("9999-12-31T23:59:59.9999999999999Z", "9999-12-31T23:59:59.999999Z"),  # >9 fraction digits
+        ("2026-11-26T10:00:00.1234567891234Z", "2026-11-26T10:00:00.123456Z"),
+    ],
+)
+def test_timestamp_bounds_are_in_utc(impl: types.SimpleNamespace, text: str, utc: str | None) -> None:
+    """Years 1900-9999 are an instant range, the same on both cores: 1900-01-01T00:00:00+01:00 is
+    1899-12-31T23:00:00Z (refused) and 1899-12-31T23:00:00-01:00 is 1900-01-01T00:00:00Z (taken)."""
+    if utc is None:
+        with pytest.raises(core.EventRejected):
+            impl.decoder.parse_timestamp(text)
+        return
+    if utc.startswith("1899"):
+        with pytest.raises(core.EventRejected) as caught:
+            impl.decoder.parse_timestamp(text)
+        assert caught.value.reason == f'timestamp: before 1900-01-01T00:00:00Z, got "{text}"'
+        return
+    moment = datetime.fromisoformat(utc.replace("Z", "+00:00")) - datetime(1970, 1, 1, tzinfo=UTC)
+    assert impl.decoder.parse_timestamp(text) == moment // timedelta(microseconds=1)  # exact, no float
+
+
+def test_a_queued_event_over_the_size_limit_is_refused(impl: types.SimpleNamespace) -> None:
+    """MAX_EVENT_BYTES holds on the queue path too: the decoder refuses a larger message before parsing
+    it, with the code and words POST /events uses, and takes one of exactly the limit."""
+    filler = "x" * 4000
+    base = len(ev(event_type="LOG", level="INFO", message="m", details={"d": ""}))
+    exact = ev(event_type="LOG", level="INFO", message="m", details={"d": "y" * (core_limit() - base)})
+    assert len(exact) == core_limit()
+    over = ev(event_type="LOG", level="INFO", message=filler, details={"d": "y" * core_limit()})
+    broken = b"{" + b" " * core_limit()  # not even JSON: the size is what is said first
+    events, rejects = impl.decoder.decode_batch([exact, over, broken])
+    assert [event.event_id for event in events] == ["e1"]
+    assert [(index, code, reason) for index, _, code, reason in rejects] == [
+        (1, "event_too_large", f"event is {len(over)} bytes serialized, more than {core_limit()}"),
+        (2, "event_too_large", f"event is {len(broken)} bytes serialized, more than {core_limit()}"),
+    ]
+    with pytest.raises(core.EventRejected) as caught:
+        impl.decoder.decode_one(memoryview(over))
+    assert caught.value.code == "event_too_large"
+    assert "event_too_large" in core.REJECT_CODES
+
+
+def core_limit() -> int:
+    from sentinel._core._shared import MAX_EVENT_BYTES
+
+    return MAX_EVENT_BYTES
+
+
+@pytest.mark.parametrize("split", [1, 2, 3, 5])
+def test_a_repeated_event_id_first_in_queue_order_wins_whatever_the_split(
+    impl: types.SimpleNamespace, split: int
+) -> None:
+    """The fold keeps the first occurrence of an event id and counts the rest as duplicates, so the
+    same messages in the same order give the same status row however they are cut into batches."""
+    stream = [
+        ev(event_id="z", event_type="COMPLETED", timestamp="2026-11-26T10:00:09Z", result={"n": 1}),
+        ev(event_id="z", event_type="STARTED", process_name="first"),
+        ev(event_id="a", event_type="STARTED", process_name="real", timestamp="2026-11-26T09:00:00Z"),
+        ev(event_id="z", event_type="ERROR", timestamp="2026-11-26T10:00:10Z"),
+        ev(event_id="b", event_type="HEARTBEAT", timestamp="2026-11-26T10:00:05Z"),
+    ]
+    events, rejects = impl.decoder.decode_batch(stream)
+    assert rejects == []
+    builder = impl.batch.BatchBuilder()
+    seen: set[tuple[str, str]] = set()
+    applied: list[str] = []
+    duplicates = 0
+    for start in range(0, len(events), split):
+        batch = builder.build(events[start : start + split], seen, 1)
+        duplicates += batch.duplicates
+        seen.update((row[0], row[1]) for row in batch.dedupe_rows)
+        applied += [name for name, count in zip(core.EVENT_TYPES, batch.counts, strict=True) for _ in range(count)]
+        for row in batch.status_rows:
+            terminal = row[core.STATUS_COLUMNS.index("terminal_status")]
+            assert terminal in (None, "COMPLETED")  # never the repeated ERROR
+            assert row[core.STATUS_COLUMNS.index("process_name")] in (None, "real")  # never the repeated STARTED
+    assert duplicates == 2
+    assert sorted(applied) == ["COMPLETED", "HEARTBEAT", "STARTED"]
+    assert sorted(seen) == [("acme", "a"), ("acme", "b"), ("acme", "z")]
 
 
 # explicit nesting limit -----------------------------------------------------------------------------

@@ -20,9 +20,12 @@ from helpers import (
     at,
     base_env,
     encode,
+    enqueue,
     event,
+    make_settings,
     queue_depth,
     read_only,
+    run_worker_until_idle,
     sentinel_cmd,
     sentinel_popen,
     ts,
@@ -30,6 +33,7 @@ from helpers import (
 )
 
 from sentinel._core import EVENT_TYPES
+from sentinel._core._shared import MAX_EVENT_BYTES
 from sentinel.config import Settings
 from sentinel.store.base import LogQuery
 from sentinel.store.sqlite import SqliteStore
@@ -69,6 +73,19 @@ INVALID: list[tuple[str, bytes, str, str]] = [
     ("timestamp-month-13", encode(event(timestamp="2024-13-01T10:00:00Z")), "bad_timestamp", "timestamp:"),
     ("timestamp-date-only", encode(event(timestamp="2024-05-01")), "bad_timestamp", "timestamp:"),
     ("timestamp-number", encode(event(timestamp=1714557600)), "bad_timestamp", "timestamp:"),
+    (
+        "timestamp-1899-in-utc",
+        encode(event(timestamp="1900-01-01T00:00:00+01:00")),
+        "bad_timestamp",
+        'timestamp: before 1900-01-01T00:00:00Z, got "1900-01-01T00:00:00+01:00"',
+    ),
+    (
+        "event-over-the-size-limit",
+        encode(event(event_type="LOG", message="m", details={"d": "x" * MAX_EVENT_BYTES})),
+        "event_too_large",
+        "event is 32",  # the exact words: tests/test_core.py
+    ),
+    ("not-json-over-the-size-limit", b"{" + b" " * MAX_EVENT_BYTES, "event_too_large", "event is 32768 bytes"),
     ("type-unknown", encode(event(event_type="FINISHED")), "bad_event_type", "event_type:"),
     ("type-lowercase", encode(event(event_type="started")), "bad_event_type", "event_type:"),
     ("type-number", encode(event(event_type=3)), "bad_event_type", "event_type:"),
@@ -250,6 +267,79 @@ def test_a_repeated_event_id_with_other_content_is_ignored(store: Any, ingest: A
     assert (doc.status, doc.current_step, doc.progress_percent) == ("RUNNING", "extract", 10.0)
     assert doc.last_seen_at == at(1)
     assert doc.event_count == 1
+
+
+@pytest.mark.parametrize("batch_size", ["1", "2", "3", "1000"])
+def test_a_repeated_event_id_first_in_queue_order_wins_in_any_batch_split(tmp_path: Path, batch_size: str) -> None:
+    """One rule for a repeated event id: the first message the queue hands out wins, and the rest are
+    duplicates, whether the repeats are fetched in one batch or in several. The queue hands out by
+    priority, then by enqueue order (errors and completions jump the queue, SPEC section 3)."""
+    settings = make_settings(tmp_path, SENTINEL_BATCH_SIZE=batch_size)
+    store = SqliteStore(settings.sqlite_path)
+    store.migrate()
+    try:
+        started = event(event_id="z", event_type="STARTED", process_id="dup", process_name="first", offset=0)
+        completed = event(event_id="z", event_type="COMPLETED", process_id="dup", offset=5)
+        beat = event(event_id="z", event_type="HEARTBEAT", process_id="dup", offset=9)
+        heartbeat = event(event_type="HEARTBEAT", process_id="dup", offset=1)
+        # One priority: enqueue order decides, and the STARTED is first out.
+        enqueue(store, [started, heartbeat, completed, beat, completed], [5, 5, 5, 5, 5])
+        elsewhere = {**started, "process_id": "other"}
+        enqueue(store, [elsewhere, {**elsewhere, "event_id": "y"}], [5, 5])
+        run_worker_until_idle(store, settings)
+        first = store.get_status("acme", "dup")
+        assert first is not None
+        # The later COMPLETED and HEARTBEAT with the STARTED's id changed nothing.
+        assert (first.status, first.process_name, first.event_count) == ("RUNNING", "first", 2)
+        assert first.last_seen_at == at(1)
+        other = store.get_status("acme", "other")
+        assert other is not None
+        assert other.event_count == 1  # the id is per tenant: "z" was taken
+    finally:
+        store.close()
+
+
+def test_a_repeated_event_id_taken_apart_by_priority(tmp_path: Path) -> None:
+    """The same two messages give the same answer whether they are fetched together or one by one."""
+    answers = []
+    for batch_size in ("1", "2"):
+        settings = make_settings(tmp_path / batch_size, SENTINEL_BATCH_SIZE=batch_size)
+        store = SqliteStore(settings.sqlite_path)
+        store.migrate()
+        try:
+            started = event(event_id="z", event_type="STARTED", process_id="dup", process_name="first", offset=0)
+            completed = event(event_id="z", event_type="COMPLETED", process_id="dup", offset=5)
+            enqueue(store, [started, completed])  # the producer's priorities: COMPLETED is handed out first
+            run_worker_until_idle(store, settings)
+            doc = store.get_status("acme", "dup")
+            assert doc is not None
+            answers.append((doc.status, doc.started_at, doc.event_count))
+        finally:
+            store.close()
+    assert answers == [("COMPLETED", None, 1)] * 2
+
+
+def test_emit_reports_a_line_over_the_size_limit_and_the_ingest_dead_letters_it(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = base_env(data_dir)
+    assert sentinel_cmd("migrate", env=env).returncode == 0
+    big = encode(event(event_type="LOG", process_id="big", message="m", details={"d": "x" * MAX_EVENT_BYTES}))
+    small = encode(event(event_type="LOG", process_id="big", message="fits", offset=1))
+    result = sentinel_cmd("emit", env=env, input=small + b"\n" + big + b"\n")
+    assert result.returncode == 0, result.stderr.decode()
+    told = result.stderr.decode()
+    assert "queued 2 message(s); 1 will be dead-lettered by the ingest" in told, told
+    assert f"line 2: event_too_large: event is {len(big)} bytes serialized, more than {MAX_EVENT_BYTES}" in told
+    settings = make_settings(data_dir)
+    store = SqliteStore(settings.sqlite_path)
+    try:
+        run_worker_until_idle(store, settings)
+        (letter,) = store.dead_letters(0, 10)
+        assert (letter.code, letter.payload) == ("event_too_large", big.decode())
+        assert store.logs_after("acme", "big", 0, 10)[0].message == "fits"
+        assert len(store.logs_after("acme", "big", 0, 10)) == 1
+    finally:
+        store.close()
 
 
 # -- the ingest process --------------------------------------------------------------------------------

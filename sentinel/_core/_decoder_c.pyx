@@ -95,7 +95,9 @@ cdef int MAX_TEXT = _shared.MAX_TEXT
 cdef int MAX_STACK = _shared.MAX_STACK
 cdef Py_ssize_t MAX_JSON = _shared.MAX_JSON
 cdef int MIN_YEAR = _shared.MIN_YEAR
+cdef int64_t MIN_US = _shared.MIN_US
 cdef int64_t MAX_US = _shared.MAX_US
+cdef Py_ssize_t MAX_EVENT_BYTES = _shared.MAX_EVENT_BYTES
 cdef object MAX_DURATION_US = _shared.MAX_DURATION_US
 cdef int[12] DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 cdef int64_t[7] POW10 = [1, 10, 100, 1000, 10000, 100000, 1000000]
@@ -310,7 +312,7 @@ cdef int parse_rfc3339(str value, int64_t* out) noexcept:
         has_offset = True
     else:
         return TS_SHAPE
-    if year < MIN_YEAR:
+    if year < MIN_YEAR - 1:  # 1899-12-31 with a negative offset can still be 1900 in UTC: checked below
         return TS_YEAR
     if month < 1 or month > 12:
         return TS_MONTH
@@ -343,6 +345,8 @@ cdef int parse_rfc3339(str value, int64_t* out) noexcept:
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     days = era * 146097 + doe - 719468
     us = ((days * 86400 + hour * 3600 + minute * 60 + second) - <int64_t>offset * 60) * 1000000 + micros
+    if us < MIN_US:
+        return TS_YEAR
     if us > MAX_US:
         return TS_RANGE
     out[0] = us
@@ -523,6 +527,8 @@ def validate(wire, tenant=None):
 
 
 cdef Event _decode(bytes payload, str tenant):
+    if len(payload) > MAX_EVENT_BYTES:  # the one event limit of every path, before any parsing
+        raise _shared.event_too_large(len(payload))
     cdef int flags = _quick_checks(payload, MAX_DEPTH)
     try:
         wire = _decoder.decode(payload)

@@ -119,7 +119,7 @@ def _rfc3339(value: str) -> tuple[int, int]:
         return 0, _shared.TS_NO_OFFSET
     year, month, day = int(match[1]), int(match[2]), int(match[3])
     hour, minute, second = int(match[4]), int(match[5]), int(match[6])
-    if year < _shared.MIN_YEAR:
+    if year < _shared.MIN_YEAR - 1:  # 1899-12-31 with a negative offset can still be 1900 in UTC: checked below
         return 0, _shared.TS_YEAR
     if not 1 <= month <= 12:
         return 0, _shared.TS_MONTH
@@ -153,6 +153,8 @@ def _rfc3339(value: str) -> tuple[int, int]:
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     days = era * 146097 + doe - 719468
     us = ((days * 86400 + hour * 3600 + minute * 60 + second) - offset * 60) * 1_000_000 + micros
+    if us < _shared.MIN_US:
+        return 0, _shared.TS_YEAR
     if us > _shared.MAX_US:
         return 0, _shared.TS_RANGE
     return us, 0
@@ -280,6 +282,8 @@ def _quick_checks(data: bytes, levels: int) -> None:
 def decode_one(payload: bytes, tenant: str | None = None) -> Event:
     if type(payload) is not bytes:
         payload = bytes(payload)  # a memoryview or bytearray, as the compiled core takes them
+    if len(payload) > _shared.MAX_EVENT_BYTES:  # the one event limit of every path, before any parsing
+        raise _shared.event_too_large(len(payload))
     _quick_checks(payload, _shared.MAX_DEPTH)
     try:
         wire = _decoder.decode(payload)

@@ -47,7 +47,10 @@ MAX_STEP: Final = 200
 MAX_TEXT: Final = 4000
 MAX_STACK: Final = 32_000
 MAX_JSON: Final = 65_536
+# Timestamps from 1900-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z, both bounds in UTC (an offset
+# can put the local year outside 1900-9999 while the instant is inside, and the other way round).
 MIN_YEAR: Final = 1900
+MIN_US: Final = -2_208_988_800_000_000  # 1900-01-01T00:00:00Z
 MAX_US: Final = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 MAX_DURATION_US: Final = 2**63 - 1
 # One serialized event (the canonical queue payload, UTF-8 JSON), on every path: an Oracle AQ RAW
@@ -117,6 +120,7 @@ BAD_FIELD: Final = "bad_field"
 BAD_EVENT_TYPE: Final = "bad_event_type"
 BAD_TIMESTAMP: Final = "bad_timestamp"
 FOREIGN_TENANT: Final = "foreign_tenant"
+EVENT_TOO_LARGE: Final = "event_too_large"
 REJECT_CODES: Final = (
     INVALID_JSON,
     NOT_OBJECT,
@@ -125,6 +129,7 @@ REJECT_CODES: Final = (
     BAD_EVENT_TYPE,
     BAD_TIMESTAMP,
     FOREIGN_TENANT,
+    EVENT_TOO_LARGE,
 )
 
 
@@ -505,7 +510,7 @@ TS_SHAPE, TS_NO_OFFSET, TS_YEAR, TS_MONTH, TS_DAY, TS_HOUR, TS_MINUTE, TS_SECOND
 TS_DETAILS: Final = {
     TS_SHAPE: "expected RFC 3339 (YYYY-MM-DDThh:mm:ss[.fraction] then Z or +hh:mm/-hh:mm)",
     TS_NO_OFFSET: "expected RFC 3339 with an offset (Z or +hh:mm/-hh:mm)",
-    TS_YEAR: f"year before {MIN_YEAR}",
+    TS_YEAR: f"before {MIN_YEAR}-01-01T00:00:00Z",
     TS_MONTH: "month out of range",
     TS_DAY: "day out of range for its month",
     TS_HOUR: "hour out of range",
@@ -521,6 +526,12 @@ def bad_timestamp(value: object, code: int = TS_SHAPE, field: str = "timestamp")
     if not isinstance(value, str):
         return EventRejected(BAD_TIMESTAMP, f"{field}: expected an RFC 3339 string, got {type_name(value)}")
     return EventRejected(BAD_TIMESTAMP, f"{field}: {TS_DETAILS[code]}, got {clip(value)}")
+
+
+def event_too_large(size: int) -> EventRejected:
+    """A serialized event over ``MAX_EVENT_BYTES``: refused on every path (a queued message is
+    dead-lettered by the ingest, ``POST /events`` answers 413), never stored."""
+    return EventRejected(EVENT_TOO_LARGE, f"event is {size} bytes serialized, more than {MAX_EVENT_BYTES}")
 
 
 def foreign_tenant(value: str) -> EventRejected:

@@ -9,6 +9,36 @@ from sentinel.api.problems import ApiProblem
 from sentinel.models import STATUSES
 
 NOT_FOUND = "no such process"
+# The largest stored sequence number (a signed 64-bit integer column on both stores).
+MAX_SEQ = 2**63 - 1
+
+
+def is_whole_number(value: str, high: int) -> bool:
+    """``value`` is ASCII digits only (no sign, blank, "²" or other Unicode digit that ``str.isdigit``
+    takes) and at most ``high``. The length check keeps a huge digit string from being converted."""
+    return value.isascii() and value.isdigit() and len(value) <= len(str(high)) and int(value) <= high
+
+
+def parse_last_event_id(value: str | None) -> int:
+    """A stream's ``Last-Event-ID`` (the ``id`` of the last event the client got): the stream resumes after
+    it. Absent or empty means from the start. Anything else that is not an id this API sends is a 400, not
+    a silent restart from 0, which would replay the whole log to a client that believes it is resuming."""
+    resume = (value or "").strip(" \t")
+    if not resume:
+        return 0
+    if not is_whole_number(resume, MAX_SEQ):
+        raise ApiProblem(
+            400,
+            f"Last-Event-ID: expected the id of an event this stream sent (a whole number from 0 to {MAX_SEQ}),"
+            f" got {_clip(value or '')}",
+            code="bad_last_event_id",
+        )
+    return int(resume)
+
+
+def _clip(text: str) -> str:
+    quoted = repr(text)
+    return quoted if len(quoted) <= 42 else quoted[:39] + "..."
 
 
 def parse_time(name: str, value: str | None) -> int | None:

@@ -25,7 +25,7 @@ class ApiProblem(Exception):
         status: int,
         detail: str,
         *,
-        code: str | None = None,
+        code: str,
         errors: list[ItemError] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
@@ -37,9 +37,7 @@ class ApiProblem(Exception):
         self.headers = headers or {}
 
 
-def problem_body(
-    status: int, detail: str | None, *, code: str | None = None, errors: list[ItemError] | None = None
-) -> bytes:
+def problem_body(status: int, detail: str | None, *, code: str, errors: list[ItemError] | None = None) -> bytes:
     body = Problem(title=HTTPStatus(status).phrase, status=status, detail=detail, code=code, errors=errors)
     return msgspec.json.encode(body)
 
@@ -48,7 +46,7 @@ def problem_response(
     status: int,
     detail: str | None,
     *,
-    code: str | None = None,
+    code: str,
     errors: list[ItemError] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
@@ -77,6 +75,19 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
     return problem_response(400, "; ".join(details) or str(exc.detail), code="bad_request")
 
 
+# The codes of the answers the framework gives itself (no route, wrong method, body too large, ...),
+# where ours differ from the status's name; every other status's code is its name in snake case.
+_HTTP_CODES: dict[int, str] = {413: "too_large", 500: "internal_error"}
+
+
+def http_code(status: int) -> str:
+    """The ``code`` of a problem the framework raised: every problem document carries one."""
+    try:
+        return _HTTP_CODES.get(status) or HTTPStatus(status).name.lower()
+    except ValueError:
+        return f"http_{status}"
+
+
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
     headers = dict(exc.headers or {})
@@ -84,12 +95,12 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     if status == 413:
         detail = "request body is larger than allowed"
         headers.setdefault("Connection", "close")
-    return problem_response(status, detail, headers=headers)
+    return problem_response(status, detail, code=http_code(status), headers=headers)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unhandled error on %s %s", request.method, request.scope.get("path_template", "?"))
-    return problem_response(500, "internal error")
+    return problem_response(500, "internal error", code="internal_error")
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -46,5 +46,5 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     status: int
     detail: str | None = None
     instance: str | None = None
-    code: str | None = None
+    code: str  # a short, stable label of the cause (a machine reads this, a person the detail)
     errors: list[ItemError] | None = None

@@ -26,7 +26,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sentinel import __version__, _core
 from sentinel.api.auth import provide_principal
 from sentinel.api.openapi import problems
-from sentinel.api.params import NOT_FOUND, exact_process_id, search_term
+from sentinel.api.params import MAX_SEQ, NOT_FOUND, exact_process_id, search_term
 from sentinel.api.problems import ApiProblem
 from sentinel.api.runtime import Runtime
 from sentinel.api.scope import request_target
@@ -225,7 +225,9 @@ class DashboardController(Controller):
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[Principal],
-        before: Annotated[int | None, QueryParameter(ge=1, description="next_before of the previous page")] = None,
+        before: Annotated[
+            int | None, QueryParameter(ge=1, le=MAX_SEQ, description="next_before of the previous page")
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = DEAD_LETTER_PAGE,
     ) -> DeadLetterPage:
         runtime: Runtime = request.app.state.runtime

@@ -9,17 +9,16 @@ from litestar.di import NamedDependency, Provide
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from sentinel import _core
-from sentinel._core._shared import MAX_EVENT_BYTES, MAX_EVENTS
+from sentinel._core._shared import EVENT_TOO_LARGE, MAX_EVENT_BYTES, MAX_EVENTS, event_too_large
 from sentinel.api.auth import provide_principal
 from sentinel.api.openapi import PostEventsOperation, problems
+from sentinel.api.params import is_whole_number
 from sentinel.api.problems import ApiProblem
 from sentinel.api.producer import Overloaded
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import Accepted, ItemError
 from sentinel.security import Principal, require_role
 from sentinel.telemetry import metrics
-
-EVENT_TOO_LARGE = "event_too_large"
 
 
 def _oversized(payloads: list[bytes], errors: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
@@ -30,7 +29,7 @@ def _oversized(payloads: list[bytes], errors: list[tuple[int, str, str]]) -> lis
     bad = {index for index, _, _ in errors}
     indexes = [index for index in range(len(payloads) + len(errors)) if index not in bad]  # of payloads
     return [
-        (index, EVENT_TOO_LARGE, f"event is {len(payload)} bytes serialized, more than {MAX_EVENT_BYTES}")
+        (index, (refused := event_too_large(len(payload))).code, refused.reason)
         for index, payload in zip(indexes, payloads, strict=True)
         if len(payload) > MAX_EVENT_BYTES
     ]
@@ -61,8 +60,11 @@ class EventController(Controller):
         require_role(principal, runtime.settings.ingest_role, "posting events")
         if not _is_json(request.headers.get("content-type", "")):
             raise ApiProblem(415, "body must be application/json", code="unsupported_media_type")
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > runtime.settings.max_body_bytes:
+        declared = (request.headers.get("content-length") or "").strip(" \t")
+        if declared and not (declared.isascii() and declared.isdigit()):
+            # The server in front normally refuses this first; never let int() judge it ("²" is a digit).
+            raise ApiProblem(400, "Content-Length: expected ASCII digits", code="bad_request")
+        if declared and not is_whole_number(declared, runtime.settings.max_body_bytes):
             # The body is left unread, so the connection cannot be reused: say so.
             raise ApiProblem(
                 413,

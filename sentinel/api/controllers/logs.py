@@ -16,7 +16,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sentinel._core import LEVELS
 from sentinel.api.auth import provide_principal
 from sentinel.api.openapi import problems
-from sentinel.api.params import NOT_FOUND, exact_process_id, parse_time
+from sentinel.api.params import NOT_FOUND, exact_process_id, parse_last_event_id, parse_time
 from sentinel.api.problems import ApiProblem
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import LogPage
@@ -58,7 +58,11 @@ class LogController(Controller):
             "Pages are ordered by `(timestamp, seq)`, keys a stored line never changes, so a walk that "
             "follows `next_cursor` returns every line that existed when it began, each exactly once "
             "(unless retention deletes it meanwhile); a line stored during the walk with a timestamp "
-            "before the cursor is not in this walk (a live stream, ordered by storage, delivers it)."
+            "before the cursor is not in this walk (a live stream, ordered by storage, delivers it). "
+            "A stream resumes after the `Last-Event-ID` request header, the `id` of the last event "
+            "received; a value that is not such an id (ASCII digits, at most 9223372036854775807) is "
+            "refused with 400 `bad_last_event_id` rather than read as 0, which would replay the whole log "
+            "to a client that believes it is resuming."
         ),
     )
     async def logs(
@@ -79,8 +83,7 @@ class LogController(Controller):
         if await runtime.read(runtime.store.get_status, principal.tenant, process_id) is None:
             raise ApiProblem(404, NOT_FOUND, code="not_found")
         if wants_stream(request, follow):
-            resume = request.headers.get("last-event-id", "0").strip()
-            after = int(resume) if resume.isdigit() else 0
+            after = parse_last_event_id(request.headers.get("last-event-id"))
             slot = runtime.streams.acquire(principal.tenant, "logs")  # or 429/503 with Retry-After
             # An SSE response stands in for the page here; the annotation documents the page.
             return ServerSentEvent(  # type: ignore[return-value]
