@@ -698,37 +698,13 @@ def test_simulate_progress_bar_ends_at_100_percent(migrated: Path, data_dir: Pat
         assert f"9/9 processes, {sent:,} events" in bar, bar
 
 
-def _stderr_on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
-    """Run a command with its stderr on a pseudo-terminal (stdout discarded); what it wrote there."""
-    import pty
-
-    master, slave = pty.openpty()
-    try:
-        proc = subprocess.Popen(sentinel_argv(*args), env=env, stdout=subprocess.DEVNULL, stderr=slave)
-        os.close(slave)
-        chunks = []
-        while chunk := _read_terminal(master):
-            chunks.append(chunk)
-        assert proc.wait(timeout=60) == 0
-        return b"".join(chunks)
-    finally:
-        os.close(master)
-
-
-def _read_terminal(master: int) -> bytes:
-    try:
-        return os.read(master, 65536)
-    except OSError:  # EIO once the child has closed the terminal
-        return b""
-
-
 @pytest.mark.parametrize("rate", ["0", "300"])
 def test_simulate_progress_never_passes_its_total(data_dir: Path, rate: str) -> None:
     """The bar counts processes ended out of a total known from the start: every line it draws (a
     terminal's redraws too) stays within it, and the percent never goes down or past 100."""
     args = ["simulate", "-n", "5", "--rate", rate, "--stdout"]
     env = base_env(data_dir)
-    for stderr in (sentinel_cmd(*args, env=env).stderr, _stderr_on_a_terminal(args, env)):
+    for stderr in (sentinel_cmd(*args, env=env).stderr, _terminal_output(sentinel_argv(*args), "stderr", env=env)):
         bars = re.findall(rb"\] +([\d.]+)% (\d+)/(\d+) processes, ([\d,]+) events", stderr)
         assert bars, stderr
         percents = [float(p) for p, _, _, _ in bars]
@@ -1001,11 +977,18 @@ def test_ps_watch_with_json_is_refused(data_dir: Path) -> None:
 
 def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
     """Run a command with its stdout on a pseudo-terminal; what it wrote there."""
+    return _terminal_output(sentinel_argv(*args), "stdout", env=env)
+
+
+def _terminal_output(argv: list[str], stream: str, **popen: Any) -> bytes:
+    """Run ``argv`` to success with ``stream`` (stdout or stderr) on a pseudo-terminal and the other one
+    discarded; what it wrote there."""
     import pty
 
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen(sentinel_argv(*args), env=env, stdout=slave, stderr=subprocess.PIPE)
+        other = "stderr" if stream == "stdout" else "stdout"
+        proc = subprocess.Popen(argv, **{stream: slave, other: subprocess.DEVNULL}, **popen)
         os.close(slave)
         chunks = []
         while True:
@@ -1016,8 +999,7 @@ def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
             if not chunk:
                 break
             chunks.append(chunk)
-        proc.communicate(timeout=60)
-        assert proc.returncode == 0
+        assert proc.wait(timeout=60) == 0
         return b"".join(chunks)
     finally:
         os.close(master)
@@ -1170,19 +1152,7 @@ def test_make_help_has_colours_only_on_a_terminal() -> None:
     plain = subprocess.run([make, "-s", "help"], cwd=ROOT, capture_output=True, timeout=60, check=True)
     assert not ANSI.search(plain.stdout), plain.stdout
     assert re.search(rb"^  test +the whole suite", plain.stdout, re.MULTILINE), plain.stdout
-    import pty
-
-    master, slave = pty.openpty()
-    try:
-        proc = subprocess.Popen([make, "-s", "help"], cwd=ROOT, stdout=slave, stderr=subprocess.DEVNULL)
-        os.close(slave)
-        chunks = []
-        while chunk := _read_terminal(master):
-            chunks.append(chunk)
-        assert proc.wait(timeout=60) == 0
-    finally:
-        os.close(master)
-    assert ANSI.search(b"".join(chunks))
+    assert ANSI.search(_terminal_output([make, "-s", "help"], "stdout", cwd=ROOT))
 
 
 def test_the_follow_wait_default_in_help_is_the_clients() -> None:
