@@ -178,15 +178,19 @@ def _where_from(args: argparse.Namespace) -> str:
     return "the default ./sentinel-data"
 
 
+def _refuse_a_file_as_data_dir(args: argparse.Namespace, database: Path) -> None:
+    blocker = next((p for p in database.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise CliError(f"the data directory {database.parent} (from {_where_from(args)}): {blocker} is a file")
+
+
 def _existing_store(args: argparse.Namespace, settings: Settings) -> Store:
     """The store a server already uses; never creates a database."""
     from sentinel.store import open_store
 
     if settings.backend == "sqlite":
         path = settings.sqlite_path.absolute()
-        blocker = next((p for p in path.parents if p.exists()), None)
-        if blocker is not None and not blocker.is_dir():
-            raise CliError(f"the data directory {path.parent} (from {_where_from(args)}): {blocker} is a file")
+        _refuse_a_file_as_data_dir(args, path)
         if not path.is_file():
             raise CliError(
                 f"no Sentinel database at {path} (from {_where_from(args)}); run the command where the server's "
@@ -255,6 +259,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     path = settings.sqlite_path.absolute()
     if args.dry_run:
+        _refuse_a_file_as_data_dir(args, path)
         pending = pending_migrations(path)
         if not path.exists():
             print(f"dry run: would create {path} and apply {', '.join(pending)}")

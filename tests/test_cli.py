@@ -506,7 +506,7 @@ def _unusable_data_dirs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 
 
 CREATING = [["migrate"], ["serve", "--dev"], ["serve", "--dev", "--demo"]]
-EXISTING = [["dead-letters"], ["ingest"], ["simulate", "-n", "2"]]
+EXISTING = [["dead-letters"], ["ingest"], ["simulate", "-n", "2"], ["emit", "-"]]
 
 
 @pytest.mark.parametrize("args", CREATING + EXISTING, ids=[" ".join(a) for a in CREATING + EXISTING])
@@ -516,9 +516,18 @@ def test_an_unusable_data_directory_is_one_line_naming_it(tmp_path: Path, args: 
         words = "no Sentinel database" if args in EXISTING and case == "unwritable" else problem
         extra = ["--port", str(free_port())] if args[0] == "serve" else []
         env = base_env(where, SENTINEL_LISTEN_ADDRESS="127.0.0.1")
-        result = sentinel_cmd(*args, *extra, "--data-dir", str(where), env=env, timeout=120)
+        line_in = encode(event()) + b"\n" if args[0] == "emit" else None
+        result = sentinel_cmd(*args, *extra, "--data-dir", str(where), env=env, input=line_in, timeout=120)
         line = assert_one_line_error(result, str(where), words)
         assert "internal error" not in line, (case, line)
+
+
+def test_migrate_dry_run_of_an_unusable_data_directory_is_one_line(tmp_path: Path) -> None:
+    for where, (place, problem) in _unusable_data_dirs(tmp_path).items():
+        if where == "unwritable":
+            continue  # nothing there yet: the dry run rightly says it would create the database
+        result = sentinel_cmd("migrate", "--dry-run", "--data-dir", str(place), env=base_env(place))
+        assert_one_line_error(result, str(place), problem)
 
 
 def test_an_unexpected_failure_is_still_one_line(data_dir: Path) -> None:

@@ -206,7 +206,7 @@ def pending_migrations(path: Path) -> list[str]:
             finally:
                 conn.close()
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite: cannot read {path}: {exc}") from exc
+            raise _open_failure(path, exc) from exc
     return [name for version, name, _ in _migrations() if version > current]
 
 
