@@ -106,6 +106,7 @@ def _since_type(text: str) -> str:
     """``--since``: a duration back from now (``90s``, ``15m``, ``2h``, ``1d``, ``1h30m``) or an RFC 3339
     date-time with an offset. Returns an RFC 3339 UTC time."""
     from sentinel import _core
+    from sentinel._core._shared import MIN_YEAR
 
     raw = text.strip()
     match = _DURATION.fullmatch(raw)
@@ -114,7 +115,11 @@ def _since_type(text: str) -> str:
         try:
             moment = datetime.now(UTC) - timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
         except OverflowError:
-            raise argparse.ArgumentTypeError(f"duration too long: {text!r}") from None
+            moment = datetime.min.replace(tzinfo=UTC)
+        if moment.year < MIN_YEAR:
+            raise argparse.ArgumentTypeError(
+                f"duration too long: {text!r} reaches back before {MIN_YEAR}, the earliest time Sentinel keeps"
+            )
         return _rfc3339(moment)
     try:
         micros = int(_core.parse_timestamp(raw))
@@ -174,12 +179,19 @@ def _where_from(args: argparse.Namespace) -> str:
     return "the default ./sentinel-data"
 
 
+def _refuse_a_file_as_data_dir(args: argparse.Namespace, database: Path) -> None:
+    blocker = next((p for p in database.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise CliError(f"the data directory {database.parent} (from {_where_from(args)}): {blocker} is a file")
+
+
 def _existing_store(args: argparse.Namespace, settings: Settings) -> Store:
     """The store a server already uses; never creates a database."""
     from sentinel.store import open_store
 
     if settings.backend == "sqlite":
         path = settings.sqlite_path.absolute()
+        _refuse_a_file_as_data_dir(args, path)
         if not path.is_file():
             raise CliError(
                 f"no Sentinel database at {path} (from {_where_from(args)}); run the command where the server's "
@@ -254,6 +266,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     path = settings.sqlite_path.absolute()
     if args.dry_run:
+        _refuse_a_file_as_data_dir(args, path)
         pending = pending_migrations(path)
         if not path.exists():
             print(f"dry run: would create {path} and apply {', '.join(pending)}")
@@ -262,10 +275,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         else:
             print(f"dry run: {path} is up to date; nothing to apply")
         return 0
-    try:
-        store = SqliteStore(path)
-    except OSError as exc:
-        raise CliError(f"cannot create the data directory {path.parent}: {exc.strerror or exc}") from None
+    store = SqliteStore(path)  # a data directory or file it cannot use is a StoreError naming the path
     try:
         applied = store.migrate()
     finally:
@@ -317,7 +327,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from sentinel.simulate import ProgressBar, SimulationConfig, estimate_total, judge, run
+    from sentinel.simulate import ProgressBar, SimulationConfig, judge, run
 
     cfg = SimulationConfig(
         processes=args.processes,
@@ -347,7 +357,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     bar: ProgressBar | None = None
     try:
         while True:
-            bar = None if args.quiet else ProgressBar(estimate_total(cfg))
+            bar = None if args.quiet else ProgressBar(cfg.processes)
             sent = run(cfg, send, chunk=chunk, rate=args.rate, progress=bar)
             if bar:
                 bar.close()
@@ -704,7 +714,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
     console = _console()
     with _client(args) as client:
-        lines = client.logs(args.process_id, level=args.level, since=args.since, follow=args.follow)
+        waits = {} if args.wait is None else {"appear_within": args.wait}
+        lines = client.logs(args.process_id, level=args.level, since=args.since, follow=args.follow, **waits)
         try:
             for line in lines:
                 if args.output == "json":
@@ -883,7 +894,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("logs", "show a process's logs, oldest first; -f follows them live")
     _add_view_options(p)
     p.add_argument("process_id", help="the process id")
-    p.add_argument("-f", "--follow", action="store_true", help="stream new lines until the process ends")
+    p.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="stream new lines until the process ends (first waiting a bounded time for a process not stored yet)",
+    )
+    p.add_argument(
+        "--wait",
+        type=_float_type(0),
+        metavar="SECONDS",
+        help="with -f: how long to wait for a process the server has not stored yet (default 30)",
+    )
     p.add_argument("--level", type=_level_type, help="minimum level: TRACE, DEBUG, INFO, WARN, ERROR or FATAL")
     p.add_argument("--since", type=_since_type, help="only lines since: 15m, 2h, 1d or an RFC 3339 time")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format (json: one a line)")

@@ -99,8 +99,9 @@ def _process_events(rnd: random.Random, cfg: SimulationConfig, tenant: str, pid:
     yield event("COMPLETED", result={"rows": rnd.randint(1000, 10_000_000), "steps": steps})
 
 
-def generate(cfg: SimulationConfig) -> Iterator[bytes]:
-    """The raw messages of one run, interleaved across ``cfg.concurrency`` live processes.
+def generate(cfg: SimulationConfig, ended: Callable[[], None] | None = None) -> Iterator[bytes]:
+    """The raw messages of one run, interleaved across ``cfg.concurrency`` live processes; ``ended`` is
+    called as each process has yielded its last event.
 
     Every event is stamped with the time it is produced (strictly increasing, so the events of a
     process keep their order); a late event keeps its stamp and is only sent later."""
@@ -137,6 +138,8 @@ def generate(cfg: SimulationConfig) -> Iterator[bytes]:
         item = next(live[index], None)
         if item is None:
             live.pop(index)
+            if ended is not None:
+                ended()
             admit()
             continue
         item["timestamp"] = stamp()
@@ -181,16 +184,24 @@ def priority_of(payload: bytes) -> int:
 
 
 class ProgressBar:
-    """A one-line progress bar on a terminal (or plain periodic lines elsewhere)."""
+    """A one-line progress bar on a terminal (or plain periodic lines elsewhere).
 
-    def __init__(self, total: int | None, stream: TextIO = sys.stderr, label: str = "events") -> None:
-        self.total = total
+    The fraction is of processes ended, a total known exactly from the start (how many events a run
+    sends is only known once it is over), so the bar never passes 100%; the events sent are counted
+    beside it."""
+
+    def __init__(self, processes: int, stream: TextIO = sys.stderr, label: str = "events") -> None:
+        self.processes = processes
+        self.ended = 0
         self.stream = stream
         self.label = label
         self.count = 0
         self.started = time.monotonic()
         self._last = 0.0
         self._tty = stream.isatty()
+
+    def process_ended(self) -> None:
+        self.ended = min(self.ended + 1, self.processes)
 
     def update(self, count: int) -> None:
         self.count += count
@@ -201,12 +212,12 @@ class ProgressBar:
 
     def _draw(self, now: float, end: str = "") -> None:
         rate = self.count / max(now - self.started, 1e-9)
-        if self.total:
-            done = min(self.count / self.total, 1.0)
-            bar = "#" * int(done * 30)
-            line = f"[{bar:<30}] {done:6.1%} {self.count:,}/{self.total:,} {self.label} {rate:,.0f}/s"
-        else:
-            line = f"{self.count:,} {self.label} {rate:,.0f}/s"
+        done = self.ended / self.processes if self.processes else 1.0
+        bar = "#" * int(done * 30)
+        line = (
+            f"[{bar:<30}] {done:6.1%} {self.ended:,}/{self.processes:,} processes, "
+            f"{self.count:,} {self.label} {rate:,.0f}/s"
+        )
         if self._tty:
             self.stream.write("\r" + line + end)
         else:
@@ -214,17 +225,10 @@ class ProgressBar:
         self.stream.flush()
 
     def close(self, finished: bool = True) -> None:
-        """Draw the last state; a finished run is 100%, whatever the estimate of the total was."""
+        """Draw the last state (every process ended when the run finished)."""
         if finished:
-            self.total = self.count
+            self.ended = self.processes
         self._draw(time.monotonic(), end="\n" if self._tty else "")
-
-
-def estimate_total(cfg: SimulationConfig) -> int:
-    """Roughly how many messages a run sends (for the bar): start, steps x (progress, logs, heartbeat), end."""
-    steps = sum(cfg.steps) / 2
-    logs = sum(cfg.logs_per_step) / 2
-    return int(cfg.processes * (2 + steps * (2 + logs)) * (1 + cfg.duplicate_rate))
 
 
 def run(
@@ -239,7 +243,7 @@ def run(
     sent = 0
     started = time.monotonic()
     buffer: list[bytes] = []
-    for payload in generate(cfg):
+    for payload in generate(cfg, progress.process_ended if progress else None):
         buffer.append(payload)
         if len(buffer) >= chunk:
             send(buffer)

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -448,6 +449,11 @@ BAD_ARGUMENTS = [
     (["ps", "-o", "yaml"], "--output"),
     (["logs", "p", "--level", "LOUD"], "--level"),
     (["logs", "p", "--since", "last week"], "--since"),
+    (["logs", "p", "--since", "99999d"], "before 1900"),
+    (["logs", "p", "--since", "1000000000d"], "before 1900"),
+    (["ps", "--since", "47000d"], "before 1900"),
+    (["dead-letters", "--since", "3000000h"], "before 1900"),
+    (["logs", "p", "-f", "--wait", "-1"], "--wait"),
     (["logs"], "process_id"),
     (["status"], "process_id"),
     (["frobnicate"], "frobnicate"),
@@ -479,6 +485,49 @@ def test_emit_of_a_missing_file_or_a_directory(migrated: Path, data_dir: Path, t
 @pytest.mark.parametrize("where", ["/proc/nope", "/proc/nope/deeper", "/dev/null/data"])
 def test_migrate_into_an_impossible_directory(data_dir: Path, where: str) -> None:
     assert_one_line_error(sentinel_cmd("migrate", "--data-dir", where, env=base_env(data_dir)), where)
+
+
+def _unusable_data_dirs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Data directories a user may name by mistake: where each is, and the words its line must hold."""
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "sentinel.db").write_bytes(b"this is not a database" * 100)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    dir_db = tmp_path / "dir-db"
+    (dir_db / "sentinel.db").mkdir(parents=True)
+    return {
+        "junk database": (junk, "not a SQLite database"),
+        "a file": (a_file, "is a file"),
+        "below a file": (a_file / "deeper", "is a file"),
+        "database is a directory": (dir_db, "directory"),
+        "unwritable": (Path("/proc/1"), "/proc/1"),
+    }
+
+
+CREATING = [["migrate"], ["serve", "--dev"], ["serve", "--dev", "--demo"]]
+EXISTING = [["dead-letters"], ["ingest"], ["simulate", "-n", "2"], ["emit", "-"]]
+
+
+@pytest.mark.parametrize("args", CREATING + EXISTING, ids=[" ".join(a) for a in CREATING + EXISTING])
+def test_an_unusable_data_directory_is_one_line_naming_it(tmp_path: Path, args: list[str]) -> None:
+    """Every command, every store or data-directory failure: one line naming the path and the problem."""
+    for case, (where, problem) in _unusable_data_dirs(tmp_path).items():
+        words = "no Sentinel database" if args in EXISTING and case == "unwritable" else problem
+        extra = ["--port", str(free_port())] if args[0] == "serve" else []
+        env = base_env(where, SENTINEL_LISTEN_ADDRESS="127.0.0.1")
+        line_in = encode(event()) + b"\n" if args[0] == "emit" else None
+        result = sentinel_cmd(*args, *extra, "--data-dir", str(where), env=env, input=line_in, timeout=120)
+        line = assert_one_line_error(result, str(where), words)
+        assert "internal error" not in line, (case, line)
+
+
+def test_migrate_dry_run_of_an_unusable_data_directory_is_one_line(tmp_path: Path) -> None:
+    for where, (place, problem) in _unusable_data_dirs(tmp_path).items():
+        if where == "unwritable":
+            continue  # nothing there yet: the dry run rightly says it would create the database
+        result = sentinel_cmd("migrate", "--dry-run", "--data-dir", str(place), env=base_env(place))
+        assert_one_line_error(result, str(place), problem)
 
 
 def test_an_unexpected_failure_is_still_one_line(data_dir: Path) -> None:
@@ -655,7 +704,22 @@ def test_simulate_progress_bar_ends_at_100_percent(migrated: Path, data_dir: Pat
         bar = lines[-2]
         sent = int(lines[-1].split()[1])
         assert " 100.0% " in bar, bar
-        assert f"{sent:,}/{sent:,} events" in bar, bar
+        assert f"9/9 processes, {sent:,} events" in bar, bar
+
+
+@pytest.mark.parametrize("rate", ["0", "300"])
+def test_simulate_progress_never_passes_its_total(data_dir: Path, rate: str) -> None:
+    """The bar counts processes ended out of a total known from the start: every line it draws (a
+    terminal's redraws too) stays within it, and the percent never goes down or past 100."""
+    args = ["simulate", "-n", "5", "--rate", rate, "--stdout"]
+    env = base_env(data_dir)
+    for stderr in (sentinel_cmd(*args, env=env).stderr, _terminal_output(sentinel_argv(*args), "stderr", env=env)):
+        bars = re.findall(rb"\] +([\d.]+)% (\d+)/(\d+) processes, ([\d,]+) events", stderr)
+        assert bars, stderr
+        percents = [float(p) for p, _, _, _ in bars]
+        assert percents == sorted(percents), bars
+        assert percents[-1] == 100.0, bars
+        assert all(int(ended) <= int(total) == 5 for _, ended, total, _ in bars), bars
 
 
 def test_every_option_has_help() -> None:
@@ -835,7 +899,8 @@ def test_logs_paged_filtered_and_followed(views: ApiServer, seeded: dict[str, st
     assert followed.returncode == 0
     assert followed.stdout.decode().splitlines() == lines
     assert followed.stderr.decode().strip() == f"-- {seeded['done']} is COMPLETED; end of log"
-    assert_one_line_error(view(views, "logs", unique("absent"), "-f"), "404")
+    line = assert_one_line_error(view(views, "logs", unique("absent"), "-f", "--wait", "1"), "404")
+    assert "waited 1s for it to appear" in line
 
 
 @pytest.mark.slow
@@ -921,11 +986,18 @@ def test_ps_watch_with_json_is_refused(data_dir: Path) -> None:
 
 def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
     """Run a command with its stdout on a pseudo-terminal; what it wrote there."""
+    return _terminal_output(sentinel_argv(*args), "stdout", env=env)
+
+
+def _terminal_output(argv: list[str], stream: str, **popen: Any) -> bytes:
+    """Run ``argv`` to success with ``stream`` (stdout or stderr) on a pseudo-terminal and the other one
+    discarded; what it wrote there."""
     import pty
 
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen(sentinel_argv(*args), env=env, stdout=slave, stderr=subprocess.PIPE)
+        other = "stderr" if stream == "stdout" else "stdout"
+        proc = subprocess.Popen(argv, **{stream: slave, other: subprocess.DEVNULL}, **popen)
         os.close(slave)
         chunks = []
         while True:
@@ -936,8 +1008,7 @@ def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
             if not chunk:
                 break
             chunks.append(chunk)
-        proc.communicate(timeout=60)
-        assert proc.returncode == 0
+        assert proc.wait(timeout=60) == 0
         return b"".join(chunks)
     finally:
         os.close(master)
@@ -1026,3 +1097,77 @@ def _answers(client: SentinelClient) -> bool:
     except Exception:
         return False
     return True
+
+
+@pytest.mark.slow
+def test_logs_follow_of_a_just_emitted_process_waits_for_it(views: ApiServer) -> None:
+    """`sentinel logs -f` right after the events were accepted (202), before the ingest stored them."""
+    for attempt in range(3):
+        process_id = unique(f"just-emitted-{attempt}")
+        with SentinelClient(views.base_url, views.dev_token("acme"), flush_interval=0.05) as client:
+            client.emit("STARTED", process_id)
+            client.emit("LOG", process_id, level="INFO", message="first and last")
+            client.emit("COMPLETED", process_id)
+            assert client.flush(30)
+        followed = view(views, "logs", process_id, "-f")
+        assert followed.returncode == 0, followed.stderr.decode()
+        assert followed.stdout.decode().rstrip().endswith("INFO  first and last")
+        assert followed.stderr.decode().strip() == f"-- {process_id} is COMPLETED; end of log"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("process_id", [".", "..", "../x", "a/../..", "%2E%2E", "?q#f", "sp ace", "ünï/cödé"])
+def test_views_reach_process_ids_that_look_like_url_syntax(views: ApiServer, process_id: str) -> None:
+    tenant = "dots"
+    with SentinelClient(views.base_url, views.dev_token(tenant), flush_interval=0.05) as client:
+        client.emit("STARTED", process_id)
+        client.emit("LOG", process_id, level="WARN", message=f"from {process_id}")
+        client.emit("COMPLETED", process_id)
+        assert client.flush(30)
+    document = json.loads(view(views, "status", process_id, "--tenant", tenant, "-o", "json").stdout or b"{}")
+    if document.get("status") != "COMPLETED":  # the run before may have left it RUNNING for a moment
+        wait_for(
+            lambda: (
+                json.loads(view(views, "status", process_id, "--tenant", tenant, "-o", "json").stdout)["status"]
+                == "COMPLETED"
+            ),
+            30,
+            f"{process_id!r} completed",
+        )
+        document = json.loads(view(views, "status", process_id, "--tenant", tenant, "-o", "json").stdout)
+    assert document["process_id"] == process_id
+    for args in ([], ["-f"]):
+        logs = view(views, "logs", process_id, "--tenant", tenant, "-o", "json", *args)
+        assert logs.returncode == 0, logs.stderr.decode()
+        assert f"from {process_id}" in [json.loads(line)["message"] for line in logs.stdout.splitlines()]
+
+
+# -- the Makefile's targets and the README --------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_make_target_with_help_is_named_in_the_readme() -> None:
+    targets = re.findall(r"^([A-Za-z0-9_.-]+):[^\n]*?## ", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert "test" in targets
+    development = (ROOT / "README.md").read_text().split("## Development", 1)[1].split("\n## ", 1)[0]
+    missing = [target for target in targets if f"`{target}`" not in development]
+    assert missing == [], f"Makefile targets the README's Development section does not name: {missing}"
+
+
+def test_make_help_has_colours_only_on_a_terminal() -> None:
+    make = shutil.which("make")
+    assert make is not None, "GNU make is needed for the developer targets"
+    plain = subprocess.run([make, "-s", "help"], cwd=ROOT, capture_output=True, timeout=60, check=True)
+    assert not ANSI.search(plain.stdout), plain.stdout
+    assert re.search(rb"^  test +the whole suite", plain.stdout, re.MULTILINE), plain.stdout
+    assert ANSI.search(_terminal_output([make, "-s", "help"], "stdout", cwd=ROOT))
+
+
+def test_the_follow_wait_default_in_help_is_the_clients() -> None:
+    from sentinel.client._client import APPEAR_WITHIN
+
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    wait = next(a for a in subparsers.choices["logs"]._actions if "--wait" in a.option_strings)
+    assert f"(default {APPEAR_WITHIN:g})" in (wait.help or "")

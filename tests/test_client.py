@@ -714,3 +714,123 @@ def test_process_ids_with_reserved_characters_are_read_back(client: SentinelClie
     assert [line.message for line in client.logs(process_id)] == ["odd id"]
     with pytest.raises(ValueError, match="process_id"):
         client.status("")
+
+
+# -- following a process that is not stored yet; ids that are dot segments ------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_python_example() -> str:
+    """The code block of the README's "Report from Python" section, as written."""
+    section = README.read_text(encoding="utf-8").split("## Report from Python", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_the_readme_python_example_runs_as_written(api: ApiServer, token: str, tmp_path: Path) -> None:
+    """The follow starts right after the run's events were accepted (202), before the ingest stored
+    them: the client waits for the process to appear instead of failing with 404."""
+    script = tmp_path / "example.py"
+    script.write_text(readme_python_example(), encoding="utf-8")
+    env = {**os.environ, "SENTINEL_URL": api.base_url, "SENTINEL_TOKEN": token, "NO_PROXY": "127.0.0.1"}
+    for attempt in range(5):
+        done = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, timeout=120, check=False, cwd=tmp_path
+        )
+        assert done.returncode == 0, (attempt, done.stderr.decode())
+        assert "Traceback" not in done.stderr.decode()
+        assert done.stdout.decode().splitlines()[-1] == "INFO loaded", (attempt, done.stdout.decode())
+
+
+@pytest.mark.slow
+def test_follow_waits_for_a_process_that_is_not_stored_yet(client: SentinelClient, api: ApiServer, token: str) -> None:
+    process_id = unique("late")
+    got: list[str] = []
+    failures: list[BaseException] = []
+
+    def follow() -> None:
+        try:
+            got.extend(line.message for line in client.logs(process_id, follow=True, appear_within=VISIBLE))
+        except BaseException as exc:  # handed to the test thread
+            failures.append(exc)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    time.sleep(1.0)  # the follower is asking for a process nobody has reported yet
+    client.emit("STARTED", process_id)
+    client.emit("LOG", process_id, level="INFO", message="finally")
+    client.emit("COMPLETED", process_id)
+    assert client.flush(VISIBLE)
+    follower.join(VISIBLE * 2)
+    assert not follower.is_alive()
+    assert failures == []
+    assert got == ["finally"]
+
+    async def async_follow() -> list[str]:
+        async with AsyncSentinelClient(api.base_url, token, flush_interval=0.05) as aclient:
+            other = unique("late-async")
+            aclient.emit("STARTED", other)
+            aclient.emit("LOG", other, level="INFO", message="async too")
+            aclient.emit("COMPLETED", other)  # followed at once: accepted (202) is not yet stored
+            return [line.message async for line in aclient.logs(other, follow=True)]
+
+    assert asyncio.run(async_follow()) == ["async too"]
+
+
+@pytest.mark.slow
+def test_follow_of_a_process_that_never_appears_is_not_found_after_the_wait(api: ApiServer, token: str) -> None:
+    absent = unique("never")
+    with SentinelClient(api.base_url, token) as client:
+        started = time.monotonic()
+        with pytest.raises(NotFound, match="waited 1s for it to appear"):
+            list(client.logs(absent, follow=True, appear_within=1))
+        assert time.monotonic() - started >= 1
+        with pytest.raises(NotFound, match="no such process"):
+            list(client.logs(absent, follow=True, appear_within=0))
+        with pytest.raises(ValueError, match="appear_within"):
+            list(client.logs(absent, follow=True, appear_within=-1))
+
+    async def scenario() -> None:
+        async with AsyncSentinelClient(api.base_url, token) as aclient:
+            with pytest.raises(NotFound, match=r"waited 0\.5s for it to appear"):
+                [line async for line in aclient.logs(absent, follow=True, appear_within=0.5)]
+
+    asyncio.run(scenario())
+
+
+ODD_IDS = [".", "..", "...", "./x", "../..", "a/../b", "a/./b", "%2E%2E", "%2e", "..%2F", "?", "#", "?a=b#c"]
+ODD_IDS += [" ", " .. ", "a b", "ü/é", "日本語", "%", "%zz", "x/", "/x"]
+# Ids made only of slashes reach /status; the server's /logs route does not match them (reported).
+SLASH_IDS = ["/", "//"]
+
+
+@pytest.mark.slow
+def test_every_path_the_client_builds_reaches_odd_process_ids(api: ApiServer) -> None:
+    """Dot segments, slashes, '%', '?', '#', spaces and Unicode reach the server as the id itself, on
+    status, paged logs and the follow stream, from both clients (a fresh tenant: '.' is one id)."""
+    token = api.dev_token(unique("odd")[:40])
+    with SentinelClient(api.base_url, token, flush_interval=0.05) as client:
+        for process_id in SLASH_IDS:
+            client.emit("STARTED", process_id)
+        for process_id in ODD_IDS:
+            client.emit("STARTED", process_id)
+            client.emit("LOG", process_id, level="INFO", message=f"line of {process_id}")
+            client.emit("COMPLETED", process_id)
+        assert client.flush(VISIBLE)
+        for process_id in ODD_IDS:
+            assert wait_status(client, process_id, "COMPLETED").process_id == process_id
+            assert [line.message for line in client.logs(process_id)] == [f"line of {process_id}"]
+            assert [line.message for line in client.logs(process_id, follow=True)] == [f"line of {process_id}"]
+        for process_id in SLASH_IDS:
+            assert wait_status(client, process_id, "RUNNING").process_id == process_id
+
+    async def scenario() -> None:
+        async with AsyncSentinelClient(api.base_url, token) as aclient:
+            for process_id in ODD_IDS:
+                assert (await aclient.status(process_id)).process_id == process_id
+                assert [line.message async for line in aclient.logs(process_id)] == [f"line of {process_id}"]
+                followed = [line.message async for line in aclient.logs(process_id, follow=True)]
+                assert followed == [f"line of {process_id}"]
+
+    asyncio.run(scenario())

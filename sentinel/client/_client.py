@@ -28,6 +28,7 @@ from sentinel.client._errors import (
     ApiError,
     ConfigurationError,
     ConnectionFailed,
+    NotFound,
     TokenError,
     api_error,
     connection_failed,
@@ -43,6 +44,9 @@ from sentinel.client._track import Tracker
 log = logging.getLogger("sentinel.client")
 
 DEFAULT_URL = "http://localhost:8080"
+# logs(follow=True) of a process the server does not know yet: how long to wait for it, how often to ask.
+APPEAR_WITHIN = 30.0
+APPEAR_POLL = 0.2
 T = TypeVar("T")
 
 _live: weakref.WeakSet[BaseClient] = weakref.WeakSet()
@@ -128,9 +132,14 @@ def log_params(level: str | None, since: datetime | str | None, page_size: int) 
 class _Follow:
     """The state of one ``logs(follow=True)`` walk: the last line handed out, and the reconnect budget."""
 
-    def __init__(self, reconnect_for: float) -> None:
+    def __init__(self, reconnect_for: float, appear_within: float) -> None:
+        if appear_within < 0:
+            raise ValueError("appear_within: expected 0 or more seconds")
         self.last_seq = 0
         self.reconnect_for = reconnect_for
+        self.appear_within = appear_within
+        self.appear_by = time.monotonic() + appear_within
+        self.found = False
         self.failing_since: float | None = None
         self.attempt = 0
         self.done = False
@@ -141,7 +150,20 @@ class _Follow:
             headers["Last-Event-ID"] = str(self.last_seq)
         return headers
 
+    def missing(self, error: ApiError) -> float:
+        """Seconds to wait before asking again for a process the server does not know yet, or raises
+        ``error``: events it accepted (202) are stored moments later, so a 404 before the stream ever
+        opened is waited out until ``appear_within`` has passed."""
+        if self.found:
+            raise error
+        if time.monotonic() >= self.appear_by:
+            if self.appear_within:
+                error.args = (f"{error}; waited {self.appear_within:g}s for it to appear",)
+            raise error
+        return min(APPEAR_POLL, max(0.0, self.appear_by - time.monotonic()))
+
     def connected(self) -> None:
+        self.found = True
         self.failing_since = None
         self.attempt = 0
 
@@ -310,10 +332,15 @@ def _new_id() -> str:
 
 
 def _path(resource: str, process_id: str) -> str:
-    """``/status/<id>`` or ``/logs/<id>``, the id quoted whole (it may hold '/', '?', '#')."""
+    """``/status/<id>`` or ``/logs/<id>``, the id quoted whole: it may hold '/', '?', '#', '%', spaces or
+    any Unicode, and an id of only dots ('.', '..') is spelt with %2E so that no URL normalisation (httpx's
+    or a proxy's) drops it as a dot segment."""
     if not process_id:
         raise ValueError("process_id: required")
-    return f"/{resource}/{quote(process_id, safe='')}"
+    segment = quote(process_id, safe="")
+    if segment.strip(".") == "":
+        segment = "%2E" * len(segment)
+    return f"/{resource}/{segment}"
 
 
 class SentinelClient(BaseClient):
@@ -389,14 +416,17 @@ class SentinelClient(BaseClient):
         follow: bool = False,
         page_size: int = 500,
         reconnect_for: float = 300.0,
+        appear_within: float = APPEAR_WITHIN,
     ) -> Iterator[LogLine]:
         """Log lines, oldest first. With ``follow=True``, the live stream: it reconnects after a
         dropped connection with ``Last-Event-ID`` (no line lost or repeated) and ends once the process
-        has ended and its lines are out; it gives up after ``reconnect_for`` seconds without a connection."""
+        has ended and its lines are out; it gives up after ``reconnect_for`` seconds without a connection.
+        A process the server does not know yet is waited for up to ``appear_within`` seconds (default 30)
+        before :class:`NotFound`: events it accepted with 202 are stored moments later."""
         params = log_params(level, since, page_size)
         path = _path("logs", process_id)
         if follow:
-            yield from self._follow(path, params, _Follow(reconnect_for))
+            yield from self._follow(path, params, _Follow(reconnect_for, appear_within))
             return
         while True:
             page = self._get(path, LogPage, params)
@@ -417,6 +447,9 @@ class SentinelClient(BaseClient):
                     if answer.status_code != 200:
                         answer.read()
                         error = api_error(answer)
+                        if isinstance(error, NotFound):
+                            time.sleep(state.missing(error))
+                            continue
                         if answer.status_code not in RETRY_STATUSES:
                             raise error
                         failure = error
@@ -523,11 +556,12 @@ class AsyncSentinelClient(BaseClient):
         follow: bool = False,
         page_size: int = 500,
         reconnect_for: float = 300.0,
+        appear_within: float = APPEAR_WITHIN,
     ) -> AsyncIterator[LogLine]:
         params = log_params(level, since, page_size)
         path = _path("logs", process_id)
         if follow:
-            async for entry in self._follow(path, params, _Follow(reconnect_for)):
+            async for entry in self._follow(path, params, _Follow(reconnect_for, appear_within)):
                 yield entry
             return
         while True:
@@ -553,6 +587,9 @@ class AsyncSentinelClient(BaseClient):
                     if answer.status_code != 200:
                         await answer.aread()
                         error = api_error(answer)
+                        if isinstance(error, NotFound):
+                            await asyncio.sleep(state.missing(error))
+                            continue
                         if answer.status_code not in RETRY_STATUSES:
                             raise error
                         failure, hinted = error, retry_after(answer)

@@ -8,7 +8,9 @@ their effects, so a crash at any point loses nothing and duplicates nothing.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import secrets
 import select
 import socket
@@ -120,11 +122,33 @@ def begin_immediate(conn: sqlite3.Connection, timeout: float = BUSY_TIMEOUT_MS /
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
+def _open_failure(path: Path, exc: BaseException) -> StoreError:
+    """One line naming the database file and what is wrong with it (sqlite's own words are vague)."""
+    why = str(exc)
+    if path.is_dir():
+        why = "it is a directory"
+    elif not path.exists() and path.parent.is_dir() and not os.access(path.parent, os.W_OK | os.X_OK):
+        why = f"cannot create it: no write permission in {path.parent}"
+    elif isinstance(exc, sqlite3.DatabaseError) and "not a database" in why:
+        why = "the file is not a SQLite database (move it away or point --data-dir elsewhere)"
+    elif isinstance(exc, OSError):
+        why = exc.strerror or why
+    return StoreError(f"sqlite: cannot open {path}: {why}")
+
+
 def _connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute(f"PRAGMA synchronous = {synchronous}")
-    conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        raise _open_failure(path, exc) from exc
+    try:
+        conn.execute("PRAGMA schema_version")  # reads the header: a file that is no database fails here
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _open_failure(path, exc) from exc
     return conn
 
 
@@ -149,7 +173,7 @@ def pending_migrations(path: Path) -> list[str]:
             finally:
                 conn.close()
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite: cannot read {path}: {exc}") from exc
+            raise _open_failure(path, exc) from exc
     return [name for version, name, _ in _migrations() if version > current]
 
 
@@ -170,7 +194,15 @@ class SqliteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+                blocker = next(p for p in (self.path.parent, *self.path.parent.parents) if p.exists())
+                why = f"{blocker} is a file, not a directory"
+            else:
+                why = f"{exc.filename or self.path.parent}: {exc.strerror or exc}"
+            raise StoreError(f"sqlite: cannot create the data directory {self.path.parent}: {why}") from exc
         self._local = threading.local()
         self._wake_address = wake_address(self.path)
         self._wake_socket: socket.socket | None = None
@@ -233,7 +265,10 @@ class SqliteStore:
         conn = _connect(self.path, synchronous="FULL")
         applied: list[str] = []
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.Error as exc:
+                raise _open_failure(self.path, exc) from exc
             for version, name, script in _migrations():
                 begin_immediate(conn)
                 current = conn.execute("PRAGMA user_version").fetchone()[0]
