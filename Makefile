@@ -76,6 +76,10 @@ sql-check: ## parse sql/ with sqlfluff's oracle dialect and print the Oracle mig
 bench: ## core (compiled vs twin) and end-to-end ingest (pipeline vs raw store) benches
 	cd bench && ../$(VENV)/bin/pytest -c /dev/null --rootdir . -p no:cacheprovider -s test_core_bench.py test_ingest_bench.py
 
+.PHONY: bench-ingest
+bench-ingest: ## ingest events/s vs the raw log-row limit, empty and prefilled dedupe (PREFILL=200000)
+	$(PY) bench/ingest_limit.py --prefill $(or $(PREFILL),200000) $(BENCH_ARGS)
+
 .PHONY: bench-http
 bench-http: ## HTTP load: Sentinel vs the FastAPI/uvicorn baseline, tokens on
 	$(PY) bench/http_load.py

@@ -11,7 +11,6 @@ In one run, on fresh databases with the same messages:
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,12 @@ from typing import Any
 import msgspec
 import pytest
 from conftest import record_ratio
+from ingest_limit import drain
 
 from sentinel import _core
 from sentinel.alerts.service import install_status_hook
 from sentinel.config import load_settings
-from sentinel.ingest.worker import IngestWorker, now_us
+from sentinel.ingest.worker import now_us
 from sentinel.simulate import priority_of
 from sentinel.store import sqlite as sq
 
@@ -46,17 +46,7 @@ def run_pipeline(tmp: Path, payloads: list[bytes]) -> float:
     )
     if os.environ.get("SENTINEL_BENCH_STATUS_HOOK", "1") != "0":
         install_status_hook(store, settings)  # baselines and the alert outbox, as `sentinel ingest` runs them
-    worker = IngestWorker(store, settings)
-    thread = threading.Thread(target=worker.run)
-    started = time.monotonic()
-    thread.start()
-    # Polled slowly so the bench itself takes no GIL time from the worker; the end is the worker's own
-    # record of when its last batch committed.
-    while worker.messages_done < len(payloads):
-        time.sleep(0.02)
-    elapsed = worker.last_batch_at - started
-    worker.stop()
-    thread.join()
+    elapsed = drain(store, settings, len(payloads))
     stored = store._read("SELECT COUNT(*) FROM dedupe")[0][0]
     store.close()
     assert stored == len({msgspec.json.decode(p)["event_id"] for p in payloads})

@@ -20,6 +20,7 @@ import msgspec
 
 from sentinel import _core
 from sentinel._core._shared import DEFAULT_PRIORITY
+from sentinel.client._ids import event_id as new_event_id
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -53,7 +54,9 @@ def _ts(moment: datetime) -> str:
 def _process_events(rnd: random.Random, cfg: SimulationConfig, tenant: str, pid: str) -> Iterator[dict[str, Any]]:
     def event(kind: str, **fields: Any) -> dict[str, Any]:
         # No timestamp yet: ``generate`` stamps each event with the moment it is produced.
-        return {"event_id": uuid.uuid4().hex, "event_type": kind, "process_id": pid, "tenant_id": tenant, **fields}
+        # Time-ordered (UUIDv7, as the Python client makes them): the dedupe index appends instead of
+        # scattering its inserts over the whole tree.
+        return {"event_id": new_event_id(), "event_type": kind, "process_id": pid, "tenant_id": tenant, **fields}
 
     package = rnd.choice(PACKAGES)
     yield event(

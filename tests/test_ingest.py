@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -702,3 +704,95 @@ def test_ingest_refuses_a_bad_setting(data_dir: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.decode().count("\n") == 1
     assert "SENTINEL_BATCH_SIZE" in result.stderr.decode()
+
+
+# -- a kill during a background checkpoint ---------------------------------------------------------------
+
+# ``sentinel ingest`` with the WAL thresholds made tiny, so its Checkpointer runs after nearly every
+# batch, and each checkpoint announced on a pipe: "<" as it starts, ">" when it returns.
+_ANNOUNCING_INGEST = """
+import os, sys
+from sentinel.store import sqlite as sq
+from sentinel.cli import main
+
+fd = int(os.environ["CHECKPOINT_FD"])
+sq.WAL_KEPT_BYTES = 16 * 1024
+sq.WAL_SOFT_BYTES = 64 * 1024
+
+class Announcing(sq.Checkpointer):
+    def checkpoint(self):
+        os.write(fd, b"<")
+        super().checkpoint()
+        os.write(fd, b">")
+
+sq.Checkpointer = Announcing
+sys.exit(main(["ingest"]))
+"""
+
+
+def _kill_during_checkpoint(data_dir: Path, procs: list[Any], name: str, nth: int) -> bool:
+    """Start the announcing ingest, SIGKILL it as its ``nth`` checkpoint starts; True when the
+    checkpoint had not returned by then (the kill landed inside it)."""
+    read_end, write_end = os.pipe()
+    env = base_env(data_dir, SENTINEL_BATCH_SIZE="200", CHECKPOINT_FD=str(write_end))
+    with open(data_dir.parent / f"{name}.err", "ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _ANNOUNCING_INGEST],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            pass_fds=(write_end,),
+        )
+    procs.append(proc)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb", buffering=0) as announcements:
+        starts = 0
+        while starts < nth:
+            mark = announcements.read(1)
+            assert mark, f"the ingest ended before its checkpoint {nth}: {_stderr(data_dir, name)}"
+            starts += mark == b"<"
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        return announcements.read() == b""
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_background_checkpoint_loses_and_duplicates_nothing(data_dir: Path, procs: list[Any]) -> None:
+    env = base_env(data_dir)
+    sim = sentinel_cmd("simulate", "-n", "1200", "--seed", "11", "--duplicate-rate", "0.02", "-q", "--stdout", env=env)
+    assert sim.returncode == 0, sim.stderr.decode()
+    lines = [line for line in sim.stdout.split(b"\n") if line]
+    bodies = [json.loads(line) for line in lines]
+    valid = {b["event_id"]: b for b in bodies}
+    assert len(valid) < len(lines), "the stream should hold duplicates"
+    stream = data_dir.parent / "stream.jsonl"
+    stream.write_bytes(b"\n".join(lines) + b"\n")
+    assert sentinel_cmd("migrate", env=env).returncode == 0
+    emitted = sentinel_cmd("emit", str(stream), env=env)
+    assert emitted.returncode == 0, emitted.stderr.decode()
+    db = data_dir / "sentinel.db"
+    total = queue_depth(db)
+
+    inside = [_kill_during_checkpoint(data_dir, procs, f"checkpointing-{n}", nth=4) for n in range(4)]
+    assert any(inside), "no kill landed while a checkpoint was running"
+    assert 0 < queue_depth(db) < total, "the kills were to land in the middle of the stream"
+
+    final = _start_ingest(data_dir, procs, "final", SENTINEL_BATCH_SIZE="200")
+    wait_for(lambda: final.poll() is not None or queue_depth(db) == 0, 120, "the queue to drain")
+    assert _stop(final) == 0, _stderr(data_dir, "final")
+
+    conn = read_only(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        dedupe = conn.execute("SELECT tenant_id, event_id FROM dedupe").fetchall()
+        assert sorted(dedupe) == sorted({(b["tenant_id"], event_id) for event_id, b in valid.items()})
+        logs = conn.execute("SELECT tenant_id, event_id FROM logs").fetchall()
+        assert sorted(logs) == sorted(
+            {(b["tenant_id"], event_id) for event_id, b in valid.items() if b["event_type"] == "LOG"}
+        ), "a log row was lost or written twice"
+        events = Counter((b["tenant_id"], b["process_id"]) for b in valid.values())
+        stored = dict(conn.execute("SELECT tenant_id || ' ' || process_id, event_count FROM processes").fetchall())
+        assert stored == {f"{t} {p}": n for (t, p), n in events.items()}
+    finally:
+        conn.close()

@@ -49,6 +49,13 @@ from sentinel.store.rows import (
 )
 
 BUSY_TIMEOUT_MS: Final = 10_000
+# The consumer's WAL (see ``Checkpointer``): checkpointed in the background once it holds this much,
+# checkpointed on the commit path only past the hard limit, and truncated back to the kept size when
+# it restarts. Recovery after a crash replays at most the hard limit plus one batch.
+WAL_KEPT_BYTES: Final = 4 * 1024 * 1024
+WAL_SOFT_BYTES: Final = 16 * 1024 * 1024
+WAL_HARD_BYTES: Final = 128 * 1024 * 1024
+INGEST_CACHE_KIB: Final = 64 * 1024
 PURGE_CHUNK: Final = 5_000
 
 # SPEC section 3 as an upsert, rendered from sentinel.store.status_rules (the same table as Oracle's
@@ -516,6 +523,12 @@ class SqliteConsumer:
         self._store = store
         # NORMAL is enough here: a batch lost to power failure rolls back its dequeue with it.
         self._conn = _connect(store.path, synchronous="NORMAL")
+        # Checkpoints off the commit path (the Checkpointer does them) and a page cache that holds the
+        # hot part of the dedupe and log indexes.
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._conn.execute(f"PRAGMA journal_size_limit = {WAL_KEPT_BYTES}")
+        self._conn.execute(f"PRAGMA cache_size = -{INGEST_CACHE_KIB}")
+        self._checkpointer = Checkpointer(store.path)
         self._claimed: set[int] = set()
         self._listener: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._listener.setblocking(False)
@@ -613,6 +626,7 @@ class SqliteConsumer:
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite: batch commit failed: {exc}") from exc
         self._claimed.difference_update(ids)
+        self._checkpointer.committed(conn)
         return CommitOutcome(
             messages=len(ids),
             dead_letters=len(dead_letters),
@@ -624,7 +638,76 @@ class SqliteConsumer:
         self._claimed.difference_update(message.handle for message in messages)
 
     def close(self) -> None:
+        self._checkpointer.close()
         self._conn.close()
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+
+
+class Checkpointer:
+    """Copies the consumer's WAL back into the database from its own thread and connection.
+
+        With SQLite's automatic checkpoint, the commit that crosses 1000 pages copies them (and syncs the
+        file) before it returns, in the consumer's thread. Here the consumer only tells this thread that it
+        committed; when the WAL holds ``WAL_SOFT_BYTES`` or more, the thread runs a PASSIVE checkpoint on its
+        own connection (the sqlite3 module releases the GIL meanwhile, so it overlaps the next batch). Once
+        every frame is copied, the writer's next transaction restarts the WAL from its start, and
+        ``journal_size_limit`` truncates the file back to ``WAL_KEPT_BYTES`` (below the soft size, so the file's
+    size tells how much was written since).
+
+        Bounded: should the WAL still pass ``WAL_HARD_BYTES`` (a reader holding an old snapshot, a checkpoint
+        that cannot keep up), the consumer checkpoints on its own connection between batches, as SQLite would
+        have, until it is back under. A crash at any point is SQLite's ordinary WAL recovery: frames are only
+        ever copied, never removed, before the database file is synced."""
+
+    def __init__(self, path: Path) -> None:
+        self._wal = Path(f"{path}-wal")
+        self._conn = _connect(path, synchronous="NORMAL")
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._wake = threading.Event()
+        self._closing = False
+        self.checkpoints = 0
+        self._thread = threading.Thread(target=self._run, name="sentinel-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _wal_size(self) -> int:
+        try:
+            return self._wal.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def committed(self, conn: sqlite3.Connection) -> None:
+        """After each commit, in the consumer's thread: a stat, and a checkpoint only past the hard limit."""
+        size = self._wal_size()
+        if size >= WAL_HARD_BYTES:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                pass  # busy or failing: the next commit tries again; the data is safe in the WAL
+        elif size >= WAL_SOFT_BYTES:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closing:
+                return
+            try:
+                self.checkpoint()
+            except sqlite3.Error:
+                # Busy or failing: the next commit wakes us again; past the hard limit the consumer
+                # checkpoints itself.
+                time.sleep(0.05)
+
+    def checkpoint(self) -> None:
+        """One PASSIVE checkpoint: copies what it can without waiting for readers or the writer."""
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self.checkpoints += 1
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        self._thread.join()
+        self._conn.close()
