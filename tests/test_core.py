@@ -899,3 +899,21 @@ def test_compiled_equals_twin_on_simulated_traffic() -> None:
     compiled, python = both(payloads)
     assert compiled == python
     assert len(compiled[0]) > 500
+
+
+@pytest.mark.parametrize(
+    ("payload", "suspect"),
+    [
+        (b'{"event_id": "a1b2c3d4-5e42-7e999-1e400"}', False),  # digits inside strings are text
+        (b'{"message": "ten thousand ' + b"9" * 150 + b'"}', False),
+        (b'{"k": "\\"1e400"}', False),  # an escaped quote does not end the string
+        (b'{"percent": 1e400}', True),
+        (b'{"m": "x", "n": -2.5E+308}', True),
+        (b'{"n": ' + b"1" * 100 + b"}", True),
+        (b'{"n": 1e99, "s": "1e999"}', False),
+    ],
+)
+def test_only_numbers_outside_strings_send_an_event_to_the_exact_number_check(payload: bytes, suspect: bool) -> None:
+    """The cheap gate in front of ``number_fault``: hex ids and other digits inside strings must not send
+    most realistic events through the exact check (measured: 55% of a realistic mix did, for nothing)."""
+    assert _shared.suspect_number(payload) is suspect

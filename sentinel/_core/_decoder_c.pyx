@@ -126,7 +126,9 @@ cdef enum:
 
 cdef int _scan(const unsigned char* p, Py_ssize_t n, Py_ssize_t levels) noexcept nogil:
     """One pass: the depth as ``_shared.depth_fault`` counts it (brackets outside strings), whether
-    any byte is past ASCII, and whether a digit run or an exponent is long enough to overflow."""
+    any byte is past ASCII, and whether a digit run or an exponent outside strings is long enough to
+    overflow. Digits inside strings (hex ids such as "...5e428...") are text, not numbers: counting them
+    sent most realistic events to the exact number check for nothing."""
     cdef Py_ssize_t i = 0, depth = 0, run = 0
     cdef int flags = 0
     cdef bint in_string = False, after_e = False, exponent = False
@@ -135,6 +137,16 @@ cdef int _scan(const unsigned char* p, Py_ssize_t n, Py_ssize_t levels) noexcept
         c = p[i]
         if c >= 0x80:
             flags |= SCAN_NON_ASCII
+        if in_string:
+            if c == 92:  # backslash: the next byte is escaped
+                if i + 1 < n and p[i + 1] >= 0x80:
+                    flags |= SCAN_NON_ASCII
+                i += 2
+                continue
+            if c == 34:
+                in_string = False
+            i += 1
+            continue
         if 48 <= c <= 57:
             if run == 0:
                 exponent = after_e
@@ -148,17 +160,7 @@ cdef int _scan(const unsigned char* p, Py_ssize_t n, Py_ssize_t levels) noexcept
                 after_e = True
             elif not ((c == 43 or c == 45) and after_e):  # a sign right after e/E keeps it
                 after_e = False
-        if in_string:
-            if c == 92:  # backslash: the next byte is escaped
-                if i + 1 < n and p[i + 1] >= 0x80:
-                    flags |= SCAN_NON_ASCII
-                run = 0
-                after_e = False
-                i += 2
-                continue
-            if c == 34:
-                in_string = False
-        elif c == 34:
+        if c == 34:
             in_string = True
         elif c == 91 or c == 123:  # [ {
             depth += 1

@@ -289,7 +289,7 @@ def decode_one(payload: bytes, tenant: str | None = None) -> Event:
         wire = _decoder.decode(payload)
     except _shared.PARSE_ERRORS as exc:
         raise _shared.parse_error(exc, payload) from None
-    if _shared.SUSPECT_NUMBER(payload) is not None and (fault := _shared.number_fault(payload)) is not None:
+    if _shared.suspect_number(payload) and (fault := _shared.number_fault(payload)) is not None:
         raise fault
     return validate(wire, tenant)
 
@@ -324,7 +324,7 @@ def prepare_http(
         _quick_checks(body, _shared.MAX_DEPTH + (start == b"["))
     except EventRejected as refused:
         raise _shared.body_rejected(refused) from None
-    suspect = _shared.SUSPECT_NUMBER(body) is not None
+    suspect = _shared.suspect_number(body)
     items: list[EventWire] | list[msgspec.Raw]
     typed = False
     try:

@@ -178,7 +178,15 @@ def not_an_object(data: bytes) -> EventRejected:
 _STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"?'
 _DEPTH_TOKENS = re.compile(_STRING + rb"|[\[\]{}]", re.S)
 _NUMBER_TOKENS = re.compile(_STRING + rb"|-?[0-9][0-9.eE+-]*|[\[\]{}:]", re.S)
-SUSPECT_NUMBER = re.compile(rb"[eE][+-]?[0-9]{%d}|[0-9]{%d}" % (SUSPECT_EXPONENT_DIGITS, SUSPECT_DIGITS)).search
+_SUSPECT = re.compile(rb"[eE][+-]?[0-9]{%d}|[0-9]{%d}" % (SUSPECT_EXPONENT_DIGITS, SUSPECT_DIGITS)).search
+_STRINGS = re.compile(_STRING, re.S).sub
+
+
+def suspect_number(data: bytes) -> bool:
+    """Whether a digit run or an exponent outside strings is long enough to overflow a double, so the exact
+    check (``number_fault``) must run. Digits inside strings (hex ids such as "...5e428...") are text: the
+    strings are blanked only when the cheap search over the whole payload finds something."""
+    return _SUSPECT(data) is not None and _SUSPECT(_STRINGS(b'""', data)) is not None
 
 
 def utf8_fault(data: bytes) -> EventRejected | None:
