@@ -4,6 +4,7 @@ named and every statement that reads tenant data names its tenant."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Final
 
 import msgspec
@@ -15,7 +16,7 @@ _KEY_MATCH: Final = " AND ".join(f"{column} = :{column}" for column in KEY_COLUM
 PRIOR = tuple[int, int, int]  # runs, median_ms, p90_ms of a baseline before a run was added
 
 
-class Common:
+class Common(ABC):
     name = "common"
     absent = ""
 
@@ -186,8 +187,10 @@ class Common:
     STATE_INSERT = ""
     QUIET_PUT = ""
 
+    @abstractmethod
     def add_completed(self, db: Db, key: dict[str, Any], duration_ms: int, window: int) -> PRIOR | None:
-        raise NotImplementedError
+        """Add one completed run's duration to its key's window and restate the baseline (each dialect in
+        its own SQL); the key's previous statistics, or None for its first run."""
 
 
 class Sqlite(Common):
