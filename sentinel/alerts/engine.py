@@ -20,7 +20,6 @@ are evaluated by :class:`Evaluator`, run by the sender (``sentinel.alerts.sender
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from sentinel.alerts.db import Db
 from sentinel.alerts.dialects import Common
 from sentinel.alerts.rules import RuleSpec
 from sentinel.baselines import KEY_COLUMNS, BaselinePolicy, baseline_key
-from sentinel.models import TERMINAL, from_us
+from sentinel.models import TERMINAL, from_us, now_us
 
 log = logging.getLogger("sentinel.alerts")
 
@@ -47,10 +46,6 @@ ALERT_NAMES: Final = {
     "slow": "SentinelProcessSlow",
     "not_started_by": "SentinelProcessNotStarted",
 }
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def iso(us: int | None) -> str | None:

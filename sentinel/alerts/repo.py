@@ -9,10 +9,9 @@ from typing import Any, Literal
 import msgspec
 
 from sentinel.alerts.db import Database
-from sentinel.alerts.engine import now_us
 from sentinel.alerts.rules import MAX_RULES_PER_TENANT, RuleIn, RuleOut, RuleSpec, spec_of
 from sentinel.baselines import KEY_COLUMNS, Baseline, baseline_from_row
-from sentinel.models import from_us, raw_json
+from sentinel.models import from_us, now_us, raw_json
 
 
 class RuleConflict(Exception):

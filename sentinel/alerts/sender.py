@@ -28,10 +28,11 @@ import msgspec
 
 from sentinel.alerts import metrics, targets
 from sentinel.alerts.db import Database
-from sentinel.alerts.engine import Evaluator, Notification, now_us
+from sentinel.alerts.engine import Evaluator, Notification
 from sentinel.alerts.rules import RuleSpec
 from sentinel.baselines import BaselinePolicy
 from sentinel.config import Settings
+from sentinel.models import now_us
 from sentinel.store.base import Store, StoreError
 
 log = logging.getLogger("sentinel.alerts")

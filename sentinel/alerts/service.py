@@ -9,11 +9,12 @@ from typing import Any
 import msgspec
 
 from sentinel.alerts.db import Database, OracleDb, SqliteDb
-from sentinel.alerts.engine import StatusHook, now_us
+from sentinel.alerts.engine import StatusHook
 from sentinel.alerts.rules import CONFIG_PREFIX, load_config_rules, spec_of
 from sentinel.alerts.sender import Sender
 from sentinel.baselines import BaselinePolicy
 from sentinel.config import Settings
+from sentinel.models import now_us
 from sentinel.store.base import Store
 
 log = logging.getLogger("sentinel.alerts")

@@ -31,7 +31,7 @@ from sentinel.api.problems import ApiProblem
 from sentinel.api.runtime import Runtime
 from sentinel.api.scope import request_target
 from sentinel.ingest.lock import consumer_is_running
-from sentinel.models import STATUSES, DeadLetter
+from sentinel.models import STATUSES, DeadLetter, now_us
 from sentinel.security import AuthError, Principal
 from sentinel.store.base import ProcessQuery, StoreError
 
@@ -88,11 +88,11 @@ async def process_feed(runtime: Runtime, tenant: str, query: ProcessQuery) -> As
     sent: dict[str, bytes] = {}  # what this page has been sent of each row still inside the look-back
     last_counts: Counts | None = None
     counted_at = 0.0
-    since = time.time_ns() // 1000 - FEED_OVERLAP_US
+    since = now_us() - FEED_OVERLAP_US
     idle = 0.0
     changed_since_count = True
     while not runtime.draining:
-        look = time.time_ns() // 1000
+        look = now_us()
         rows = await runtime.read(
             runtime.store.list_processes, tenant, dataclasses.replace(query, updated_since=since, limit=FEED_ROWS + 1)
         )
@@ -200,7 +200,7 @@ class DashboardController(Controller):
             stats = await runtime.read(runtime.store.queue_stats)
             depth = stats.depth
             if stats.oldest_enqueued_at is not None:
-                lag = max(0.0, (time.time_ns() // 1000 - stats.oldest_enqueued_at) / 1e6)
+                lag = max(0.0, (now_us() - stats.oldest_enqueued_at) / 1e6)
             else:
                 lag = 0.0
         except StoreError:

@@ -13,6 +13,7 @@ from sentinel import __version__, _core
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import Health, Readiness
 from sentinel.ingest.lock import consumer_is_running, progress_age
+from sentinel.models import now_us
 from sentinel.store.base import StoreError
 from sentinel.telemetry import metrics
 
@@ -72,7 +73,7 @@ class HealthController(Controller):
             # The queue figures are read here too, not only by the consumer: a frozen consumer would
             # otherwise leave them at their last value (0 when it froze while caught up).
             stats = await runtime.read(runtime.store.queue_stats)
-            metrics.record_queue(stats.depth, stats.oldest_enqueued_at, time.time_ns() // 1000)
+            metrics.record_queue(stats.depth, stats.oldest_enqueued_at, now_us())
         except StoreError as exc:
             log.warning("metrics: queue figures not refreshed: %s", exc)
         busy, opened = runtime.store.pool_stats()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -21,7 +20,7 @@ from sentinel.api.problems import ApiProblem
 from sentinel.api.runtime import Runtime
 from sentinel.api.schemas import LogPage
 from sentinel.api.scope import request_target
-from sentinel.models import TERMINAL, LogEntry, to_us
+from sentinel.models import TERMINAL, LogEntry, now_us, to_us
 from sentinel.security import Principal
 from sentinel.store.base import LogQuery
 
@@ -129,7 +128,7 @@ class LogController(Controller):
                 # The queue hands out errors and completions before logs, so lines sent before the
                 # terminal event may still be queued. Everything enqueued before the terminal status
                 # was seen is either stored or dead-lettered once the queue holds nothing older.
-                now = time.time_ns() // 1000
+                now = now_us()
                 if terminal_seen_at is None:
                     terminal_seen_at = now
                 if now - terminal_seen_at < MAX_TAIL_WAIT_US:
