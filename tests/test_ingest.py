@@ -796,3 +796,23 @@ def test_sigkill_during_a_background_checkpoint_loses_and_duplicates_nothing(dat
         assert stored == {f"{t} {p}": n for (t, p), n in events.items()}
     finally:
         conn.close()
+
+
+def test_none_and_bytes_bind_unchanged_through_the_stores_adapters(tmp_path: Path) -> None:
+    """sentinel.store.sqlite registers adapters for None and bytes (they skip CPython's slow adapter
+    protocol); what is stored must be exactly what was bound, NULL and BLOB, on every connection."""
+    assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)] is not None
+    assert sqlite3.adapters[(bytes, sqlite3.PrepareProtocol)] is bytes
+    conn = sqlite3.connect(tmp_path / "adapters.db")
+    try:
+        conn.execute("CREATE TABLE t (a, b, c)")
+        values = [(None, b"", b"\x00\xffjson"), (b"x" * 70_000, None, bytearray(b"ba")), (0, "", memoryview(b"mv"))]
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?)", values)
+        rows = conn.execute("SELECT a, typeof(a), b, typeof(b), c, typeof(c) FROM t ORDER BY rowid").fetchall()
+    finally:
+        conn.close()
+    assert rows == [
+        (None, "null", b"", "blob", b"\x00\xffjson", "blob"),
+        (b"x" * 70_000, "blob", None, "null", b"ba", "blob"),
+        (0, "integer", "", "text", b"mv", "blob"),
+    ]

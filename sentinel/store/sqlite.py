@@ -48,6 +48,17 @@ from sentinel.store.rows import (
     status_from_row,
 )
 
+
+# CPython's sqlite3 binds int, float and str directly but sends every other parameter, None and bytes
+# included, through its adapter protocol: a registry miss, then two failed attribute lookups that raise
+# and clear AttributeError. A status row carries some 18 NULLs among 25 parameters and a log row several,
+# so that protocol was a quarter of a batch's bind time (measured: 0.4 us per None). A registered
+# adapter is found at the first step. Both are C callables returning their argument unchanged
+# (``{}.get(None)`` is None; ``bytes(b)`` is ``b`` for exact bytes), so what is bound does not change.
+# Process-wide, like every sqlite3 adapter: only Sentinel's own processes import this module.
+sqlite3.register_adapter(type(None), {}.get)
+sqlite3.register_adapter(bytes, bytes)
+
 BUSY_TIMEOUT_MS: Final = 10_000
 # The consumer's WAL (see ``Checkpointer``): checkpointed in the background once it holds this much,
 # checkpointed on the commit path only past the hard limit, and truncated back to the kept size when
