@@ -17,56 +17,27 @@ Needs wrk (Debian package ``wrk``). Everything listens on 127.0.0.1 only and sto
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import secrets
 import shutil
-import socket
-import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-
-REPO = Path(__file__).resolve().parent.parent
-
-# Each wrk run gets its own @SEED@ and @NONCE@ (see run_wrk): wrk never seeds Lua's generator, so without
-# them every run would draw the same ids and post the same event ids as the run before.
-THREAD_INDEX_LUA = """
-local threads = 0
-setup = function(thread)
-  threads = threads + 1
-  thread:set("index", threads)
-end
-"""
-STATUS_LUA = (
-    THREAD_INDEX_LUA
-    + """
--- A pool of requests for random ids, built once per thread: formatting a request on every call would
--- make the load generator, which shares the machine's two cores, the busiest process.
-local pool = {}
-local next_request = 0
-init = function(args)
-  math.randomseed(@SEED@ + index)
-  local ids = {}
-  for line in io.lines("%(ids)s") do ids[#ids + 1] = line end
-  wrk.headers["Authorization"] = "Bearer %(token)s"
-  for i = 1, 4096 do
-    pool[i] = wrk.format("GET", "/status/" .. ids[math.random(#ids)])
-  end
-end
-request = function()
-  next_request = next_request %% #pool + 1
-  return pool[next_request]
-end
-"""
+from httpbench import (
+    REPO,
+    THREAD_INDEX_LUA,
+    clean_env,
+    dev_token,
+    prepare,
+    run_wrk,
+    sentinel_serve,
+    server,
+    status_script,
 )
+
 PLAIN_LUA = """
 wrk.headers["Authorization"] = "Bearer %(token)s"
 """
@@ -91,96 +62,6 @@ request = function()
 end
 """
 )
-REPORT_LUA = """
-done = function(summary, latency, requests)
-  io.write(string.format('RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
-    '"non2xx": %d, "socket_errors": %d}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write +
-    summary.errors.timeout))
-end
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready in {timeout}s")
-
-
-def sentinel(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "sentinel", *args], env=env, check=True, cwd=tempfile.gettempdir())
-
-
-def wait_drained(db_path: Path, timeout: float = 600.0) -> None:
-    """Until the ingest has consumed the queue."""
-    deadline = time.monotonic() + timeout
-    db = sqlite3.connect(db_path, timeout=30)
-    try:
-        while db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"queue of {db_path} not drained in {timeout}s")
-            time.sleep(0.2)
-    finally:
-        db.close()
-
-
-def prepare(data: Path, processes: int, env: dict[str, str]) -> list[str]:
-    sentinel("migrate", env=env)
-    sentinel("simulate", "-n", str(processes), "--seed", "11", "--quiet", env=env)
-    ingest = subprocess.Popen([sys.executable, "-m", "sentinel", "ingest"], env=env, cwd=tempfile.gettempdir())
-    db = sqlite3.connect(data / "sentinel.db")
-    try:
-        wait_drained(data / "sentinel.db")
-    finally:
-        ingest.terminate()
-        ingest.wait()
-    ids = [row[0] for row in db.execute("SELECT process_id FROM processes WHERE tenant_id = 'acme'")]
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
-    return ids
-
-
-def wrk(url: str, script: str, connections: int, duration: int) -> str:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(
-            script.replace("@SEED@", str(secrets.randbelow(2**31))).replace("@NONCE@", secrets.token_hex(6))
-            + REPORT_LUA
-        )
-    try:
-        return subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", handle.name, url],
-            capture_output=True,
-            check=True,
-            text=True,
-            timeout=duration + 60,
-        ).stdout
-    finally:
-        os.unlink(handle.name)
-
-
-def run_wrk(url: str, script: str, connections: int, duration: int) -> dict[str, float]:
-    wrk(url, script, connections, 2)  # warm up: connections, caches, the verified-token cache
-    out = wrk(url, script, connections, duration)
-    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    result: dict[str, float] = json.loads(line[len("RESULT ") :])
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    return result
 
 
 def main() -> int:
@@ -201,25 +82,22 @@ def main() -> int:
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="sentinel-http-bench-"))
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "OAUTH2_", "ORACLE_"))}
+    base_env = clean_env()
     prepared, sdata, bdata = work / "prepared", work / "sentinel-data", work / "baseline-data"
-    env = {**base_env, "SENTINEL_DATA_DIR": str(sdata)}
     print(f"preparing {args.processes} processes ...", flush=True)
-    ids = prepare(prepared, args.processes, {**env, "SENTINEL_DATA_DIR": str(prepared)})
-    (work / "ids.txt").write_text("\n".join(ids) + "\n")
+    ids = prepare(prepared, args.processes, {**base_env, "SENTINEL_DATA_DIR": str(prepared)})
 
     from sentinel.security import DevAuthority
 
-    authority = DevAuthority(prepared)  # its key is copied with the data, so the token holds every round
-    token = authority.mint("acme", roles=["sentinel-ingest"], ttl_seconds=3600)
+    token = dev_token(prepared)  # its key is copied with the data, so the token holds every round
     public_pem = work / "public.pem"
-    key = serialization.load_pem_private_key(authority.key_path.read_bytes(), password=None)
+    key = serialization.load_pem_private_key(DevAuthority(prepared).key_path.read_bytes(), password=None)
     public_pem.write_bytes(
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     scripts = {
-        "GET /status/{id}": ("/status/x", STATUS_LUA % {"ids": work / "ids.txt", "token": token}),
+        "GET /status/{id}": ("/status/x", status_script(ids, token, work)),
         "GET /processes": ("/processes?limit=50", PLAIN_LUA % {"token": token}),
         "POST /events (100/request)": ("/events", EVENTS_LUA % {"token": token, "stamp": stamp}),
     }
@@ -228,21 +106,7 @@ def main() -> int:
         scripts = {label: scripts[label] for label in (wanted[name] for name in args.only)}
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     servers = {
-        "sentinel": (
-            [
-                sys.executable,
-                "-m",
-                "sentinel",
-                "serve",
-                "--dev",
-                "--host",
-                "127.0.0.1",
-                "--workers",
-                str(args.workers),
-                "--port",
-            ],
-            {**env, "SENTINEL_DATA_DIR": str(sdata)},
-        ),
+        "sentinel": (sentinel_serve(args.workers), {**base_env, "SENTINEL_DATA_DIR": str(sdata)}, "/ready"),
         "baseline": (
             [
                 sys.executable,
@@ -263,34 +127,21 @@ def main() -> int:
                 "BASELINE_PUBLIC_KEY": str(public_pem),
                 "PYTHONPATH": str(REPO),
             },
+            "/docs",
         ),
     }
     for round_no in range(1, args.rounds + 1):
         # Each round starts each server afresh on a fresh copy of the prepared data: how its workers
         # happen to share the connections is part of what a round measures, so it is drawn again; what
         # earlier rounds posted (a growing log table, an ingest backlog) is not.
-        for name, (command, server_env) in servers.items():
+        for name, (command, server_env, ready_path) in servers.items():
             data = sdata if name == "sentinel" else bdata
             shutil.rmtree(data, ignore_errors=True)
             shutil.copytree(prepared, data)
-            port = free_port()
-            log_path = work / f"{name}.log"
-            with log_path.open("wb") as log_file:
-                proc = subprocess.Popen(
-                    [*command, str(port)],
-                    env=server_env,
-                    cwd=REPO if name == "baseline" else work,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                )
-            try:
-                try:
-                    wait_ready(f"http://127.0.0.1:{port}/" + ("ready" if name == "sentinel" else "docs"), proc)
-                except RuntimeError:
-                    print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
-                    raise
+            cwd = REPO if name == "baseline" else work
+            with server(command, server_env, cwd, ready_path, work / f"{name}.log") as base_url:
                 for label, (path, script) in scripts.items():
-                    result = run_wrk(f"http://127.0.0.1:{port}{path}", script, args.connections, args.duration)
+                    result = run_wrk(base_url + path, script, args.connections, args.duration)
                     results.setdefault(label, {}).setdefault(name, []).append(result)
                     print(
                         f"round {round_no}  {name:9} {label:28} {result['rps']:9.0f} req/s  "
@@ -298,12 +149,6 @@ def main() -> int:
                         f"non-2xx {result['non2xx']}  socket errors {result['socket_errors']}",
                         flush=True,
                     )
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
     print(
         f"\n{args.connections} connections, {args.duration}s per endpoint, {args.workers} workers each, wrk -t2; "
         f"median of {args.rounds} round(s), worst in brackets"

@@ -11,20 +11,25 @@ In one run, on fresh databases with the same messages:
 from __future__ import annotations
 
 import os
+import shutil
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 from conftest import record_ratio
-from ingest_limit import drain
+from httpbench import measure
+from ingest_limit import drain, enqueue_all, payloads_for, status_p99
 
 from sentinel import _core
 from sentinel.alerts.service import install_status_hook
 from sentinel.config import load_settings
 from sentinel.ingest.worker import now_us
-from sentinel.simulate import priority_of
+from sentinel.simulate import judge
 from sentinel.store import sqlite as sq
 
 BATCH = 1000
@@ -33,9 +38,7 @@ BATCH = 1000
 def fresh_store(path: Path, payloads: list[bytes]) -> sq.SqliteStore:
     store = sq.SqliteStore(path)
     store.migrate()
-    for i in range(0, len(payloads), 5000):
-        chunk = payloads[i : i + 5000]
-        store.enqueue(chunk, [priority_of(p) for p in chunk])
+    enqueue_all(store, payloads)
     return store
 
 
@@ -116,6 +119,64 @@ def test_pipeline_against_raw_store_limit(tmp_path: Path, payloads: list[bytes],
         ratio,
         f"(pipeline {n / pipeline:,.0f} ev/s, raw {n / raw:,.0f} ev/s, {_core.IMPLEMENTATION} core)",
     )
+
+
+def test_backlog_is_exactly_as_many_new_valid_events_as_asked() -> None:
+    for count in (1, 999, 4321):
+        backlog = payloads_for(count, limit=count)
+        assert len(backlog) == count
+        assert len({msgspec.json.decode(p)["event_id"] for p in backlog}) == count
+        assert judge(backlog)[1] == []
+    # Seeded, yet new event ids on every call: none of a backlog is a duplicate the ingest would skip.
+    first, second = ({msgspec.json.decode(p)["event_id"] for p in payloads_for(50, limit=500)} for _ in range(2))
+    assert len(first) == len(second) == 500
+    assert not first & second
+
+
+def test_status_p99_without_wrk_says_so_in_one_line_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    status_p99(tmp_path, processes=10, backlog=100, duration=1)
+    out = capsys.readouterr().out
+    assert out == "status p99: not measured, wrk is not installed (apt-get install wrk)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+class _Ok(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def ok_server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_wrk_stopped_early_reports_the_time_it_ran(ok_server: str) -> None:
+    """What the status p99 under ingest relies on to close its window when the queue empties."""
+    opened = time.monotonic()
+    result = measure(ok_server, "", connections=2, duration=120, stop_when=lambda: time.monotonic() - opened > 1)
+    assert time.monotonic() - opened < 60
+    assert result["requests"] > 0
+    assert result["non2xx"] == 0
+    assert 1e6 <= result["duration_us"] < 60e6
+    assert result["rps"] == pytest.approx(result["requests"] / (result["duration_us"] / 1e6))
+    assert 0 < result["p50_us"] <= result["p99_us"]
 
 
 @pytest.fixture(autouse=True)
