@@ -77,8 +77,8 @@ bench: ## core (compiled vs twin) and end-to-end ingest (pipeline vs raw store) 
 	cd bench && ../$(VENV)/bin/pytest -c /dev/null --rootdir . -p no:cacheprovider -s test_core_bench.py test_ingest_bench.py
 
 .PHONY: bench-ingest
-bench-ingest: ## ingest events/s vs the raw log-row limit, empty and prefilled dedupe (PREFILL=200000); GET /status p99 idle and under ingest (wrk)
-	$(PY) bench/ingest_limit.py --prefill $(or $(PREFILL),200000) $(BENCH_ARGS)
+bench-ingest: ## ingest events/s vs the raw log-row limit, empty and prefilled dedupe (PREFILL=2000000); GET /status p99 idle and under ingest (wrk)
+	$(PY) bench/ingest_limit.py --prefill $(or $(PREFILL),2000000) $(BENCH_ARGS)
 
 .PHONY: bench-http
 bench-http: ## HTTP load: Sentinel vs the FastAPI/uvicorn baseline, tokens on

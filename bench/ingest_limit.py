@@ -1,7 +1,8 @@
 """Ingest throughput on the embedded store against the raw log-row limit, measured in one run (issue 15).
 
-For each case (an empty dedupe table, then one prefilled with ``--prefill`` keys: a service that has run
-for a while), on a fresh copy of the same database file:
+For each case, on a fresh copy of the same database file: an empty dedupe table; one prefilled with
+``--prefill`` random keys (a service that has run for a while), fed the same events; and that one fed the
+events with random (v4) event ids instead of the time-ordered (v7) ids Sentinel's producers make:
 
 - pipeline: the messages wait in the queue table and the real ``IngestWorker`` drains them (dequeue,
   decode, dedupe, logs, statuses, alert hook, one transaction per batch), as ``sentinel ingest`` runs it;
@@ -25,7 +26,7 @@ connections, GET /status/{random stored id}, after a 2 s warm-up) for ``--p99-du
   closes; the window closes early, and says so, if the queue empties first, so every request measured
   competed with the drain. The ingest's events/s over the window is the depth difference / its length.
 
-    python bench/ingest_limit.py [--processes 2000] [--prefill 200000] [--batch 1000] [--rounds 1]
+    python bench/ingest_limit.py [--processes 2000] [--prefill 2000000] [--batch 1000] [--rounds 1]
                                  [--backlog 300000] [--p99-duration 10] [--no-http]
 """
 
@@ -86,6 +87,17 @@ def payloads_for(processes: int, limit: int | None = None) -> list[bytes]:
         concurrency=200,
     )
     return list(islice(generate(cfg), limit))
+
+
+def with_foreign_ids(payloads: Sequence[bytes]) -> list[bytes]:
+    """The same events with random (UUIDv4) event ids, as producers other than Sentinel's own send them:
+    each new key lands on a random page of the dedupe index instead of after the newest one."""
+    out = []
+    for payload in payloads:
+        event = msgspec.json.decode(payload)
+        event["event_id"] = str(uuid.uuid4())
+        out.append(msgspec.json.encode(event))
+    return out
 
 
 def enqueue_all(store: sq.SqliteStore, payloads: Sequence[bytes]) -> None:
@@ -273,7 +285,7 @@ def main() -> int:
         default=2000,
         help="simulated processes (~100 events each); as many are stored before the status p99",
     )
-    parser.add_argument("--prefill", type=int, default=200_000, help="dedupe keys stored before the second case")
+    parser.add_argument("--prefill", type=int, default=2_000_000, help="dedupe keys stored before the prefilled cases")
     parser.add_argument("--batch", type=int, default=1000, help="ingest batch size and raw executemany batch")
     parser.add_argument("--rounds", type=int, default=1, help="rounds per case; the best is reported")
     parser.add_argument("--dir", type=Path, default=None, help="scratch directory (default: a temporary one)")
@@ -297,7 +309,8 @@ def main() -> int:
     rows = log_rows([p for p in payloads if msgspec.json.decode(p)["event_type"] == "LOG"])
     print(
         f"{len(payloads):,} events ({logs:,} logs), batch {args.batch}, core={_core.IMPLEMENTATION}, "
-        f"sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cpus",
+        f"sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cpus; event ids UUIDv7 (Sentinel's producers) "
+        "unless the case says v4 (random, as foreign producers send)",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="sentinel-ingest-bench-", dir=args.dir) as scratch:
@@ -309,6 +322,7 @@ def main() -> int:
             full = template(work / "prefilled.db", args.prefill)
             print(f"(prefilled {args.prefill:,} dedupe keys in {time.perf_counter() - started:.0f}s)", flush=True)
             case(f"{args.prefill:,} dedupe keys", full, work, payloads, rows, args)
+            case(f"{args.prefill:,} keys, v4 ids", full, work, with_foreign_ids(payloads), rows, args)
         if not args.no_http:
             del payloads, rows  # the status part generates its own backlog
             status_p99(work, args.processes, args.backlog, args.p99_duration)
