@@ -206,10 +206,13 @@ def wrk(url: str, script: str, connections: int, duration: int, stop_when: Calla
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             if stop_when is not None:
+                stopping = False
                 while proc.poll() is None:
-                    if stop_when():
+                    # Sent again until wrk exits: wrk ignores SIGINT until its threads (and their Lua
+                    # init) are up, so a signal sent in the window's first moments would be lost.
+                    if stopping or stop_when():
+                        stopping = True
                         proc.send_signal(signal.SIGINT)
-                        break
                     time.sleep(0.1)
             out, err = proc.communicate(timeout=duration + 60)
         except BaseException:

@@ -206,7 +206,7 @@ def case(name: str, base: Path, work: Path, payloads: list[bytes], rows: list[li
     eps = len(payloads) / best_pipeline
     raw = len(rows) / best_raw
     print(
-        f"{name:<22} pipeline {eps:>9,.0f} events/s   raw log rows {raw:>9,.0f} rows/s   ratio {eps / raw:.2f}",
+        f"{name:<23} pipeline {eps:>9,.0f} events/s   raw log rows {raw:>9,.0f} rows/s   ratio {eps / raw:.2f}",
         flush=True,
     )
     return eps / raw

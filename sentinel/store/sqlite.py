@@ -48,13 +48,14 @@ from sentinel.store.rows import (
     status_from_row,
 )
 
-# CPython's sqlite3 binds int, float and str directly but sends every other parameter, None and bytes
-# included, through its adapter protocol: a registry miss, then two failed attribute lookups that raise
-# and clear AttributeError. A status row carries some 18 NULLs among 25 parameters and a log row several;
-# measured on CPython 3.11: 0.4 us per None bound, 0.14 us with a registered adapter (found at the first
-# step), and the status upsert fell from about 24 to 13-16 us a row. Both are C callables returning their argument unchanged
-# (``{}.get(None)`` is None; ``bytes(b)`` is ``b`` for exact bytes), so what is bound does not change.
-# Process-wide, like every sqlite3 adapter: only Sentinel's own processes import this module.
+# CPython's sqlite3 binds int, float, str and bytearray directly but sends every other parameter, None
+# and bytes included, through its adapter protocol: a registry miss, then two failed attribute lookups
+# that raise and clear AttributeError. A status row carries some 18 NULLs among 25 parameters and a log
+# row several. Measured on CPython 3.11: 0.4 us per None bound, 0.14 us with a registered adapter (found
+# at the first step); the status upsert fell from about 24 to 13-16 us a row. Both adapters are C
+# callables returning their argument unchanged (``{}.get(None)`` is None; ``bytes(b)`` is ``b`` for exact
+# bytes), so what is bound does not change. Process-wide, like every sqlite3 adapter: only Sentinel's own
+# processes import this module.
 _NONE_AS_IS: Final[Callable[[None], None]] = {}.get  # type: ignore[assignment]  # C-level; see above
 sqlite3.register_adapter(type(None), _NONE_AS_IS)
 sqlite3.register_adapter(bytes, bytes)
